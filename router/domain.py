@@ -1,0 +1,144 @@
+"""The routing domain: tenants, agents, contacts, channels, as immutable values.
+
+Pure: no I/O, no clock. Times are seconds since the epoch (``float``) passed in by the
+caller, so the live service and the simulator drive exactly the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
+from typing import NewType
+
+TenantId = NewType("TenantId", str)
+AgentId = NewType("AgentId", str)
+ContactId = NewType("ContactId", str)
+CustomerId = NewType("CustomerId", str)
+
+MIN_PROFICIENCY = 1
+MAX_PROFICIENCY = 5
+MIN_PRIORITY = 0
+MAX_PRIORITY = 9
+
+_EMPTY: Mapping[str, int] = MappingProxyType({})
+
+
+class Channel(StrEnum):
+    """The medium a contact arrives on. Routing follows the issue; the channel only sets
+    which capacity slot the contact takes and how fast it must be answered."""
+
+    VOICE = "voice"
+    CHAT = "chat"
+    SMS = "sms"
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+    SOCIAL = "social"
+
+
+#: How fast each channel expects an answer unless a rule says otherwise (seconds).
+DEFAULT_ANSWER_TARGET_S: Mapping[Channel, float] = MappingProxyType(
+    {
+        Channel.VOICE: 20.0,
+        Channel.CHAT: 60.0,
+        Channel.SMS: 300.0,
+        Channel.WHATSAPP: 300.0,
+        Channel.SOCIAL: 3600.0,
+        Channel.EMAIL: 4 * 3600.0,
+    }
+)
+
+
+class AgentState(StrEnum):
+    """What an agent told us. Being busy is not a state: it is load against capacity."""
+
+    SIGNED_OUT = "signed_out"
+    AVAILABLE = "available"
+    AWAY = "away"
+
+
+class AgentKind(StrEnum):
+    """A human agent, or a bot (a virtual agent served by the platform)."""
+
+    HUMAN = "human"
+    BOT = "bot"
+
+
+class ContactStatus(StrEnum):
+    """Where a contact is in its life."""
+
+    QUEUED = "queued"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+    @property
+    def is_open(self) -> bool:
+        """Is the contact still waiting or being handled?"""
+        return self in (ContactStatus.QUEUED, ContactStatus.OFFERED, ContactStatus.ASSIGNED)
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """One agent as routing sees it: profile (skills, capacity) and live state (load)."""
+
+    id: AgentId
+    skills: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    capacity: Mapping[Channel, int] = field(default_factory=dict)
+    load: Mapping[Channel, int] = field(default_factory=dict)
+    state: AgentState = AgentState.SIGNED_OUT
+    idle_since: float = 0.0
+    version: int = 0
+    display_name: str = ""
+    away_reason: str = ""
+    kind: AgentKind = AgentKind.HUMAN
+
+    @property
+    def is_available(self) -> bool:
+        """Has the agent said they may receive offers?"""
+        return self.state is AgentState.AVAILABLE
+
+    def free_slots(self, channel: Channel) -> int:
+        """Contacts of `channel` the agent could still take on."""
+        return max(0, self.capacity.get(channel, 0) - self.load.get(channel, 0))
+
+    @property
+    def occupancy(self) -> float:
+        """Share of the agent's total capacity in use, 0..1 (0 for an agent with none)."""
+        total = sum(self.capacity.values())
+        return min(1.0, sum(self.load.values()) / total) if total else 0.0
+
+    @property
+    def contacts_in_hand(self) -> int:
+        """Contacts offered to or held by the agent, across channels."""
+        return sum(self.load.values())
+
+    def with_load(self, channel: Channel, delta: int) -> Agent:
+        """The same agent with `delta` more contacts of `channel` in hand."""
+        load = dict(self.load)
+        load[channel] = max(0, load.get(channel, 0) + delta)
+        return replace(self, load=load)
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One request from a customer on one channel, as routing sees it."""
+
+    id: ContactId
+    channel: Channel
+    issue: str
+    arrived_at: float
+    priority: int = 0
+    language: str = ""
+    customer_id: CustomerId | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    #: Agent who last handled this customer's same issue, from the history (sticky routing).
+    last_agent_id: AgentId | None = None
+    #: Agents who served this customer before, most recent first.
+    known_agent_ids: tuple[AgentId, ...] = ()
+
+    def waited_s(self, now: float) -> float:
+        """Seconds the contact has waited at `now` (never negative)."""
+        return max(0.0, now - self.arrived_at)
