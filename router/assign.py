@@ -138,11 +138,12 @@ def pick_agent(
     taken: Mapping[tuple[AgentId, Channel], int] | None = None,
 ) -> Decision | None:
     """Best eligible agent for `contact` at `now`, or None; `taken` counts slots already
-    handed out in this round."""
+    handed out in this round. Agents who just declined the contact or let it expire come
+    last: they get it again only when nobody else can take it."""
     taken = taken or {}
     required = rule.requirements(contact, now)
-    best: tuple[tuple[float, float, str], Agent, Score] | None = None
-    second: tuple[tuple[float, float, str], Agent, Score] | None = None
+    best: tuple[tuple[bool, float, float, str], Agent, Score] | None = None
+    second: tuple[tuple[bool, float, float, str], Agent, Score] | None = None
     considered = 0
     count = 0
     for agent in floor.candidates(required):
@@ -152,7 +153,8 @@ def pick_agent(
             continue
         count += 1
         agent_score = score(agent, contact, required, rule.weights, now, held)
-        entry = (preference(agent, agent_score), agent, agent_score)
+        fresh = agent.id not in contact.declined_by
+        entry = ((fresh, *preference(agent, agent_score)), agent, agent_score)
         if best is None or entry[0] > best[0]:
             best, second = entry, best
         elif second is None or entry[0] > second[0]:

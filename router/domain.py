@@ -94,6 +94,8 @@ class Agent:
     display_name: str = ""
     away_reason: str = ""
     kind: AgentKind = AgentKind.HUMAN
+    state_since: float = 0.0
+    missed_offers: int = 0
 
     @property
     def is_available(self) -> bool:
@@ -138,6 +140,8 @@ class Contact:
     last_agent_id: AgentId | None = None
     #: Agents who served this customer before, most recent first.
     known_agent_ids: tuple[AgentId, ...] = ()
+    #: Agents who recently declined it or let its offer expire; tried last.
+    declined_by: tuple[AgentId, ...] = ()
 
     def waited_s(self, now: float) -> float:
         """Seconds the contact has waited at `now` (never negative)."""

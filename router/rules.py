@@ -24,7 +24,7 @@ from router.errors import InvalidArgument
 #: Skill, issue and reason names: lower-case words, digits, `_`, `-`, `.` and `:`.
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.:\-]{0,62}$")
 #: The rule used for an issue that has no rule of its own, when the tenant defines it.
-FALLBACK_ISSUE = "*"
+FALLBACK_ISSUE = "default"
 #: Languages are skills: a contact in language `xx` needs skill `lang.xx` when the rule asks.
 LANGUAGE_SKILL_PREFIX = "lang."
 
@@ -110,7 +110,7 @@ def default_rule(issue: str) -> Rule:
 
 
 class RuleBook:
-    """The rules of one tenant, by issue, with the fallback rule ``*`` if defined."""
+    """The rules of one tenant, by issue, with the fallback rule ``default`` if defined."""
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         self._rules = {rule.issue: rule for rule in rules}
@@ -151,8 +151,7 @@ def check_level(field_path: str, level: int, *, allow_zero: bool = False) -> int
 
 def validate_rule(rule: Rule) -> Rule:
     """Return `rule` if it can route contacts; else InvalidArgument naming the field."""
-    if rule.issue != FALLBACK_ISSUE:
-        check_name("rule.issue", rule.issue)
+    check_name("rule.issue", rule.issue)
     if not rule.skills:
         raise InvalidArgument("rule.skills", "at least one required skill")
     for skill, level in rule.skills.items():

@@ -1,0 +1,1 @@
+"""Redis adapters: the key scheme, the Lua scripts, RedisState, and the embedded server."""

@@ -1,0 +1,16 @@
+-- Shared helpers, prepended to every script by queues/scripts.py (not a script itself).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Integers as exact decimal strings (Lua's tostring would round large numbers).
+local function int(x)
+  return string.format('%.0f', x)
+end
+local function publish(channel, event)
+  redis.call('PUBLISH', channel, cjson.encode(event))
+end
+local function audit(key, maxlen, actor, action, target, before, after)
+  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'actor', actor, 'action', action,
+    'target', target, 'before', before or '', 'after', after or '')
+end

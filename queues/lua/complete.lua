@@ -1,0 +1,50 @@
+-- complete: the agent finishes an accepted contact; it enters the customer's history.
+-- KEYS: 1 contact, 2 agent, 3 agent load, 4 agent contacts, 5 stats (today),
+--       6 customer history (a key in the tenant's slot even when there is no customer)
+-- ARGV: 1 contact id, 2 agent id, 3 token, 4 outcome, 5 note, 6 history entry JSON (its
+--       'time' is filled in here), 7 history length kept, 8 events channel,
+--       9 stats field prefix 'issue:channel:', 10 '1' if the contact has a customer
+-- returns {1, closed ms} completed (also when repeated with the same token); {-4} no such
+-- contact; {-3, status} not this agent's accepted contact with this token.
+local id, agent, token = ARGV[1], ARGV[2], ARGV[3]
+local c = redis.call('HMGET', KEYS[1], 'status', 'agent', 'token', 'ch', 'assigned_ms',
+  'closed_ms')
+if not c[1] then
+  return {-4}
+end
+if c[2] ~= agent or c[3] ~= token then
+  return {-3, c[1]}
+end
+if c[1] == 'completed' then
+  return {1, tonumber(c[6])}
+end
+if c[1] ~= 'assigned' then
+  return {-3, c[1]}
+end
+local now = now_ms()
+redis.call('HSET', KEYS[1], 'status', 'completed', 'closed_ms', int(now), 'outcome', ARGV[4],
+  'note', ARGV[5])
+if tonumber(redis.call('HINCRBY', KEYS[3], c[4], -1)) < 0 then
+  redis.call('HSET', KEYS[3], c[4], 0)
+end
+redis.call('HDEL', KEYS[4], id)
+local in_hand = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
+  in_hand = in_hand + tonumber(v)
+end
+if in_hand == 0 then
+  redis.call('HSET', KEYS[2], 'idle_since_ms', int(now))
+end
+local p = ARGV[9]
+redis.call('HINCRBY', KEYS[5], p .. 'handled', 1)
+redis.call('HINCRBY', KEYS[5], p .. 'handle_ms', int(now - tonumber(c[5])))
+redis.call('HINCRBY', KEYS[5], p .. ARGV[4], 1)
+redis.call('EXPIRE', KEYS[5], 172800)
+if ARGV[10] == '1' then
+  local entry = cjson.decode(ARGV[6])
+  entry['time_ms'] = now
+  redis.call('LPUSH', KEYS[6], cjson.encode(entry))
+  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[7]) - 1)
+end
+publish(ARGV[8], {ev = 'completed', c = id, a = agent, tok = tonumber(token), s = 'completed'})
+return {1, now}

@@ -1,0 +1,40 @@
+-- reserve_offer: move one queued contact to one agent as an offer, or change nothing.
+-- KEYS: 1 contact, 2 queue, 3 view, 4 offers, 5 agent, 6 agent load, 7 agent contacts,
+--       8 available
+-- ARGV: 1 contact id, 2 agent id, 3 offer timeout ms, 4 agent version the decision saw,
+--       5 decision nonce, 6 events channel, 7 reason (explanation summary)
+-- returns {1, token, deadline ms} reserved (deadline from Redis TIME); {0} contact no
+-- longer queued; {-1, load} agent has no free slot on the channel; {-2, version} agent not
+-- available or changed since the decision (skills or capacity). Running it twice with the
+-- same nonce returns the first answer and changes nothing more.
+local id, agent = ARGV[1], ARGV[2]
+local c = redis.call('HMGET', KEYS[1], 'status', 'nonce', 'token', 'deadline_ms', 'ch', 'agent')
+if c[1] == 'offered' and c[2] == ARGV[5] and c[6] == agent then
+  return {1, tonumber(c[3]), tonumber(c[4])}
+end
+if c[1] ~= 'queued' or not redis.call('ZSCORE', KEYS[2], id) then
+  return {0}
+end
+local a = redis.call('HMGET', KEYS[5], 'ver', 'capacity')
+if redis.call('SISMEMBER', KEYS[8], agent) == 0 or a[1] ~= ARGV[4] then
+  return {-2, tonumber(a[1] or -1)}
+end
+local ch = c[5]
+local cap = cjson.decode(a[2] or '{}')[ch] or 0
+local load = tonumber(redis.call('HGET', KEYS[6], ch) or '0')
+if load >= cap then
+  return {-1, load}
+end
+local now = now_ms()
+local deadline = now + tonumber(ARGV[3])
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('HINCRBY', KEYS[6], ch, 1)
+local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
+redis.call('HSET', KEYS[1], 'status', 'offered', 'agent', agent, 'offered_ms', int(now),
+  'deadline_ms', int(deadline), 'nonce', ARGV[5], 'reason', ARGV[7])
+redis.call('ZADD', KEYS[4], int(deadline), id)
+redis.call('HSET', KEYS[7], id, token)
+redis.call('HSET', KEYS[5], 'idle_since_ms', int(now))
+publish(ARGV[6], {ev = 'offered', c = id, a = agent, tok = token, s = 'offered'})
+return {1, token, deadline}

@@ -1,0 +1,235 @@
+"""Stored records to domain values and back: the field layout of the hashes and JSON in
+``queues.keys``. Pure functions; ``RedisState`` reads and writes, this module interprets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from queues.state import AgentRecord
+from router.domain import (
+    Agent,
+    AgentId,
+    AgentKind,
+    AgentState,
+    Channel,
+    Contact,
+    ContactId,
+    ContactStatus,
+    CustomerId,
+)
+from router.rules import RelaxationStep, Rule, Weights
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """A contact as stored: the routing view plus its life (status, agent, times)."""
+
+    contact: Contact
+    status: ContactStatus
+    target_ms: int
+    agent_id: AgentId | None = None
+    token: int = 0
+    offered_ms: int = 0
+    deadline_ms: int = 0
+    assigned_ms: int = 0
+    closed_ms: int = 0
+    outcome: str = ""
+    note: str = ""
+    reason: str = ""
+    identities: tuple[tuple[str, str], ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> ContactId:
+        """The contact id."""
+        return self.contact.id
+
+
+def contact_fields(contact: Contact, identities: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Hash fields of a new contact (the enqueue script adds arrival, order and status)."""
+    return {
+        "ch": contact.channel.value,
+        "issue": contact.issue,
+        "prio": str(contact.priority),
+        "lang": contact.language,
+        "cust": contact.customer_id or "",
+        "attrs": json.dumps(dict(contact.attributes), sort_keys=True),
+        "ids": json.dumps([list(i) for i in identities]),
+        "last_agent": contact.last_agent_id or "",
+        "known": ",".join(contact.known_agent_ids),
+    }
+
+
+def _int(fields: Mapping[str, str], name: str) -> int:
+    value = fields.get(name)
+    return int(value) if value else 0
+
+
+def parse_contact(contact_id: str, fields: Mapping[str, str]) -> ContactRecord:
+    """The record of a stored contact hash (which must not be empty)."""
+    arrived_ms = _int(fields, "arrived_ms")
+    declined = fields.get("declined", "")
+    known = fields.get("known", "")
+    contact = Contact(
+        id=ContactId(contact_id),
+        channel=Channel(fields["ch"]),
+        issue=fields["issue"],
+        arrived_at=arrived_ms / 1000.0,
+        priority=_int(fields, "prio"),
+        language=fields.get("lang", ""),
+        customer_id=CustomerId(fields["cust"]) if fields.get("cust") else None,
+        last_agent_id=AgentId(fields["last_agent"]) if fields.get("last_agent") else None,
+        known_agent_ids=tuple(AgentId(a) for a in known.split(",") if a),
+        declined_by=tuple(AgentId(a) for a in declined.split(",") if a),
+    )
+    ids = json.loads(fields.get("ids") or "[]")
+    return ContactRecord(
+        contact=contact,
+        status=ContactStatus(fields["status"]),
+        target_ms=_int(fields, "target_ms"),
+        agent_id=AgentId(fields["agent"]) if fields.get("agent") else None,
+        token=_int(fields, "token"),
+        offered_ms=_int(fields, "offered_ms"),
+        deadline_ms=_int(fields, "deadline_ms"),
+        assigned_ms=_int(fields, "assigned_ms"),
+        closed_ms=_int(fields, "closed_ms"),
+        outcome=fields.get("outcome", ""),
+        note=fields.get("note", ""),
+        reason=fields.get("reason", ""),
+        identities=tuple((str(k), str(v)) for k, v in ids),
+        attributes=json.loads(fields.get("attrs") or "{}"),
+    )
+
+
+def agent_profile(
+    display_name: str,
+    kind: AgentKind,
+    skills: Mapping[str, int],
+    capacity: Mapping[Channel, int],
+) -> dict[str, Any]:
+    """The profile JSON that write_agent stores."""
+    return {
+        "display_name": display_name,
+        "kind": kind.value,
+        "skills": dict(sorted(skills.items())),
+        "capacity": {ch.value: n for ch, n in sorted(capacity.items())},
+    }
+
+
+def _json_map(raw: str | None) -> dict[str, Any]:
+    value = json.loads(raw or "{}")
+    # cjson writes an empty table as {} or []; both mean "none".
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def parse_agent(agent_id: str, record: AgentRecord) -> Agent:
+    """The domain agent of a stored agent record."""
+    f = record.fields
+    capacity = {Channel(ch): int(n) for ch, n in _json_map(f.get("capacity")).items()}
+    return Agent(
+        id=AgentId(agent_id),
+        skills={str(s): int(level) for s, level in _json_map(f.get("skills")).items()},
+        capacity=capacity,
+        load={Channel(ch): n for ch, n in record.load.items() if n},
+        state=AgentState(f.get("state", AgentState.SIGNED_OUT.value)),
+        idle_since=_int(f, "idle_since_ms") / 1000.0,
+        version=_int(f, "ver"),
+        display_name=f.get("display_name", ""),
+        away_reason=f.get("away_reason", ""),
+        kind=AgentKind(f.get("kind") or AgentKind.HUMAN.value),
+        state_since=_int(f, "state_ms") / 1000.0,
+        missed_offers=_int(f, "missed"),
+    )
+
+
+def rule_to_json(rule: Rule) -> str:
+    """Stored form of a rule."""
+    w = rule.weights
+    return json.dumps(
+        {
+            "issue": rule.issue,
+            "description": rule.description,
+            "skills": dict(rule.skills),
+            "service_level": rule.service_level,
+            "targets": {ch.value: s for ch, s in rule.answer_target_s.items()},
+            "steps": [
+                {"after_s": s.after_s, "skills": dict(s.min_proficiency)} for s in rule.steps
+            ],
+            "weights": {
+                "proficiency": w.proficiency,
+                "idle": w.idle,
+                "occupancy": w.occupancy,
+                "affinity": w.affinity,
+                "idle_horizon_s": w.idle_horizon_s,
+            },
+            "require_language": rule.require_language,
+        },
+        sort_keys=True,
+    )
+
+
+def rule_from_json(raw: str) -> Rule:
+    """The rule of its stored form."""
+    d = json.loads(raw)
+    return Rule(
+        issue=d["issue"],
+        skills={str(k): int(v) for k, v in d["skills"].items()},
+        service_level=float(d["service_level"]),
+        answer_target_s={Channel(k): float(v) for k, v in d["targets"].items()},
+        steps=tuple(
+            RelaxationStep(float(s["after_s"]), {str(k): int(v) for k, v in s["skills"].items()})
+            for s in d["steps"]
+        ),
+        weights=Weights(**d["weights"]),
+        require_language=bool(d["require_language"]),
+        description=d.get("description", ""),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One entry of a customer's history."""
+
+    contact_id: str
+    channel: Channel
+    issue: str
+    agent_id: str
+    outcome: str
+    note: str
+    status: str
+    time_ms: int
+
+
+def history_entry(
+    record: ContactRecord, status: ContactStatus, outcome: str, note: str
+) -> dict[str, str]:
+    """The JSON a closing script appends to the history (it adds ``time_ms``)."""
+    c = record.contact
+    return {
+        "contact": c.id,
+        "channel": c.channel.value,
+        "issue": c.issue,
+        "agent": record.agent_id or "",
+        "outcome": outcome,
+        "note": note,
+        "status": status.value,
+    }
+
+
+def parse_history(raw: str) -> HistoryItem:
+    """One stored history entry."""
+    d = json.loads(raw)
+    return HistoryItem(
+        contact_id=d["contact"],
+        channel=Channel(d["channel"]),
+        issue=d["issue"],
+        agent_id=d.get("agent", ""),
+        outcome=d.get("outcome", ""),
+        note=d.get("note", ""),
+        status=d.get("status", ContactStatus.COMPLETED.value),
+        time_ms=int(d.get("time_ms", 0)),
+    )

@@ -1,0 +1,630 @@
+"""RedisState: the only code that talks to Redis.
+
+The engine reads snapshots here, decides with the pure core, and commits through the
+scripts here, which re-check every decision atomically. A lost race is a normal answer
+(a negative code), never an exception: the engine decides again. Multi-key reads go in
+one pipeline; nothing scans the keyspace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from queues import keys
+from queues.scripts import SCRIPT_NAMES, read_lua
+from router.domain import AgentId, Channel, ContactId, CustomerId, TenantId
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptResult:
+    """A script's answer: ``code`` (1 done, 0 or negative: why not) and its values."""
+
+    code: int
+    values: tuple[Any, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Did the script do what was asked (or had it already)?"""
+        return self.code == 1
+
+
+def _result(raw: Any) -> ScriptResult:
+    items = list(raw)
+    return ScriptResult(int(items[0]), tuple(items[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What the engine asks reserve_offer to commit."""
+
+    contact_id: ContactId
+    issue: str
+    channel: Channel
+    agent_id: AgentId
+    agent_version: int
+    nonce: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """An agent as stored: the hash, the load per channel, contacts in hand (id -> token)."""
+
+    fields: dict[str, str]
+    load: dict[str, int]
+    contacts: dict[str, int]
+
+
+class RedisState:
+    """Tenant state in Redis, behind typed methods. One instance per process."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        audit_maxlen: int = 100_000,
+        idempotency_ttl_s: int = 86_400,
+        history_length: int = 50,
+    ) -> None:
+        self.redis = redis
+        self.audit_maxlen = audit_maxlen
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.history_length = history_length
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(read_lua(name)) for name in SCRIPT_NAMES
+        }
+
+    async def load_scripts(self) -> None:
+        """Load every script now, so the service is ready before it says it is serving."""
+        for name in SCRIPT_NAMES:
+            await self.redis.script_load(read_lua(name))
+
+    async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> ScriptResult:
+        return _result(await self._scripts[name](keys=list(keys_), args=list(args)))
+
+    # --- server -----------------------------------------------------------------------
+
+    async def server_info(self) -> dict[str, Any]:
+        """INFO server and the eviction policy, for startup checks and logs."""
+        info: dict[str, Any] = await self.redis.info("server")
+        policy = await self.redis.config_get("maxmemory-policy")
+        info["maxmemory_policy"] = policy.get("maxmemory-policy", "")
+        return info
+
+    async def now_ms(self) -> int:
+        """Redis's clock, the one offer deadlines are measured on."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def register_tenant(self, tenant: TenantId) -> None:
+        """Remember the tenant so that the sweepers visit it."""
+        await self.redis.sadd(keys.TENANTS, tenant)
+
+    async def tenants(self) -> list[TenantId]:
+        """Every tenant with state."""
+        return [TenantId(t) for t in await self.redis.smembers(keys.TENANTS)]
+
+    # --- contacts ---------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        fields: Mapping[str, str],
+        issue: str,
+        channel: Channel,
+        priority: int,
+        target_ms: int,
+        request_id: str,
+        digest: str,
+    ) -> ScriptResult:
+        """Queue a new contact (idempotent by id and by `request_id`)."""
+        view_name = f"{issue}:{channel.value}"
+        return await self._run(
+            "enqueue",
+            [
+                keys.contact(tenant, contact_id),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+                keys.views(tenant),
+                keys.idempotency(tenant, "SubmitContact", request_id or "-"),
+            ],
+            [
+                contact_id,
+                json.dumps(dict(fields)),
+                priority,
+                target_ms,
+                digest if request_id else "",
+                self.idempotency_ttl_s,
+                keys.events(tenant),
+                view_name,
+            ],
+        )
+
+    async def read_contact(self, tenant: TenantId, contact_id: ContactId) -> dict[str, str]:
+        """The contact's hash (empty if unknown)."""
+        return dict(await self.redis.hgetall(keys.contact(tenant, contact_id)))
+
+    async def read_contacts(
+        self, tenant: TenantId, contact_ids: Sequence[str]
+    ) -> list[dict[str, str]]:
+        """Several contacts' hashes in one round trip (empty dicts for unknown ones)."""
+        if not contact_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in contact_ids:
+                pipe.hgetall(keys.contact(tenant, ContactId(cid)))
+            return [dict(h) for h in await pipe.execute()]
+
+    async def queue_head(self, tenant: TenantId, count: int) -> list[str]:
+        """Ids of the first `count` waiting contacts, in queue order."""
+        return list(await self.redis.zrange(keys.queue(tenant), 0, count - 1))
+
+    async def queue_length(self, tenant: TenantId) -> int:
+        """Contacts waiting now."""
+        return int(await self.redis.zcard(keys.queue(tenant)))
+
+    async def reserve(
+        self, tenant: TenantId, reservations: Sequence[Reservation], timeout_ms: int
+    ) -> list[ScriptResult]:
+        """Run reserve_offer for each decision, pipelined in one round trip; each one
+        commits or refuses on its own."""
+        if not reservations:
+            return []
+        script = self._scripts["reserve_offer"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for r in reservations:
+                await script(
+                    keys=[
+                        keys.contact(tenant, r.contact_id),
+                        keys.queue(tenant),
+                        keys.view(tenant, r.issue, r.channel),
+                        keys.offers(tenant),
+                        keys.agent(tenant, r.agent_id),
+                        keys.agent_load(tenant, r.agent_id),
+                        keys.agent_contacts(tenant, r.agent_id),
+                        keys.available(tenant),
+                    ],
+                    args=[
+                        r.contact_id,
+                        r.agent_id,
+                        timeout_ms,
+                        r.agent_version,
+                        r.nonce,
+                        keys.events(tenant),
+                        r.reason,
+                    ],
+                    client=pipe,
+                )
+            return [_result(raw) for raw in await pipe.execute()]
+
+    async def accept(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        agent_id: AgentId,
+        token: int,
+        issue: str,
+        channel: Channel,
+        day: str,
+    ) -> ScriptResult:
+        """Commit an accept if the offer is still this agent's with this token."""
+        return await self._run(
+            "accept_offer",
+            [
+                keys.contact(tenant, contact_id),
+                keys.offers(tenant),
+                keys.agent(tenant, agent_id),
+                keys.stats(tenant, day),
+            ],
+            [contact_id, agent_id, token, keys.events(tenant), f"{issue}:{channel.value}:"],
+        )
+
+    async def release(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        agent_id: AgentId,
+        token: int,
+        issue: str,
+        channel: Channel,
+        why: str,
+        max_missed: int,
+    ) -> ScriptResult:
+        """Return an offered contact to the queue (declined, expired or withdrawn)."""
+        return await self._run(
+            "release_offer",
+            [
+                keys.contact(tenant, contact_id),
+                keys.offers(tenant),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+                keys.agent(tenant, agent_id),
+                keys.agent_load(tenant, agent_id),
+                keys.agent_contacts(tenant, agent_id),
+                keys.available(tenant),
+                keys.audit(tenant),
+            ],
+            [
+                contact_id,
+                agent_id,
+                token,
+                why,
+                max_missed,
+                keys.events(tenant),
+                self.audit_maxlen,
+            ],
+        )
+
+    async def complete(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        agent_id: AgentId,
+        token: int,
+        outcome: str,
+        note: str,
+        entry: Mapping[str, Any],
+        customer_id: CustomerId | None,
+        issue: str,
+        channel: Channel,
+        day: str,
+    ) -> ScriptResult:
+        """Close an accepted contact and append it to the customer's history."""
+        return await self._run(
+            "complete",
+            [
+                keys.contact(tenant, contact_id),
+                keys.agent(tenant, agent_id),
+                keys.agent_load(tenant, agent_id),
+                keys.agent_contacts(tenant, agent_id),
+                keys.stats(tenant, day),
+                keys.history(tenant, customer_id or CustomerId("-")),
+            ],
+            [
+                contact_id,
+                agent_id,
+                token,
+                outcome,
+                note,
+                json.dumps(dict(entry)),
+                self.history_length,
+                keys.events(tenant),
+                f"{issue}:{channel.value}:",
+                "1" if customer_id else "0",
+            ],
+        )
+
+    async def abandon(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        offered_to: AgentId | None,
+        reason: str,
+        entry: Mapping[str, Any],
+        customer_id: CustomerId | None,
+        issue: str,
+        channel: Channel,
+        day: str,
+    ) -> ScriptResult:
+        """Withdraw a waiting or offered contact: the customer left."""
+        agent_id = offered_to or AgentId("-")
+        return await self._run(
+            "abandon",
+            [
+                keys.contact(tenant, contact_id),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+                keys.offers(tenant),
+                keys.stats(tenant, day),
+                keys.agent_load(tenant, agent_id),
+                keys.agent_contacts(tenant, agent_id),
+                keys.history(tenant, customer_id or CustomerId("-")),
+            ],
+            [
+                contact_id,
+                offered_to or "",
+                reason,
+                keys.events(tenant),
+                f"{issue}:{channel.value}:",
+                json.dumps(dict(entry)),
+                self.history_length,
+                "1" if customer_id else "0",
+            ],
+        )
+
+    async def due_offers(self, tenant: TenantId, limit: int = 200) -> list[str]:
+        """Contacts whose offer deadline has passed on Redis's clock."""
+        now = await self.now_ms()
+        return list(
+            await self.redis.zrangebyscore(keys.offers(tenant), "-inf", now, start=0, num=limit)
+        )
+
+    # --- agents -----------------------------------------------------------------------
+
+    async def write_agent(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        mode: str,
+        profile: Mapping[str, Any] | None,
+        expected_version: int | None,
+        actor: str,
+        action: str,
+        target: str,
+    ) -> ScriptResult:
+        """Create, update or delete an agent's profile, audited atomically."""
+        return await self._run(
+            "write_agent",
+            [
+                keys.agent(tenant, agent_id),
+                keys.agents(tenant),
+                keys.available(tenant),
+                keys.agent_load(tenant, agent_id),
+                keys.agent_contacts(tenant, agent_id),
+                keys.audit(tenant),
+                keys.presence(tenant),
+            ],
+            [
+                agent_id,
+                mode,
+                "" if expected_version is None else str(expected_version),
+                json.dumps(profile or {}),
+                actor,
+                action,
+                target,
+                keys.events(tenant),
+                self.audit_maxlen,
+            ],
+        )
+
+    async def set_state(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        state: str,
+        reason: str,
+        actor: str,
+        *,
+        sign_in: bool = False,
+    ) -> ScriptResult:
+        """Change an agent's state (sign-in, available/away, sign-out), audited."""
+        return await self._run(
+            "set_state",
+            [
+                keys.agent(tenant, agent_id),
+                keys.available(tenant),
+                keys.presence(tenant),
+                keys.agent_contacts(tenant, agent_id),
+                keys.audit(tenant),
+            ],
+            [
+                agent_id,
+                state,
+                reason,
+                actor,
+                keys.events(tenant),
+                self.audit_maxlen,
+                "1" if sign_in else "0",
+            ],
+        )
+
+    async def heartbeat(self, tenant: TenantId, agent_id: AgentId) -> ScriptResult:
+        """Renew a signed-in agent's presence."""
+        return await self._run(
+            "heartbeat",
+            [keys.agent(tenant, agent_id), keys.presence(tenant)],
+            [agent_id],
+        )
+
+    async def stale_agents(self, tenant: TenantId, seen_before_ms: int) -> list[AgentId]:
+        """Signed-in agents whose last heartbeat is older than `seen_before_ms`."""
+        ids = await self.redis.zrangebyscore(
+            keys.presence(tenant), "-inf", seen_before_ms, start=0, num=500
+        )
+        return [AgentId(a) for a in ids]
+
+    async def forget_presence(self, tenant: TenantId, agent_id: AgentId) -> None:
+        """Stop watching an agent's heartbeat (it lapsed and was dealt with)."""
+        await self.redis.zrem(keys.presence(tenant), agent_id)
+
+    async def agent_ids(self, tenant: TenantId) -> list[AgentId]:
+        """Every agent id of the tenant, sorted."""
+        return sorted(AgentId(a) for a in await self.redis.smembers(keys.agents(tenant)))
+
+    async def read_agents(
+        self, tenant: TenantId, agent_ids: Sequence[AgentId]
+    ) -> list[AgentRecord | None]:
+        """Agents with load and contacts in hand, in one round trip (None if unknown)."""
+        if not agent_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for a in agent_ids:
+                pipe.hgetall(keys.agent(tenant, a))
+                pipe.hgetall(keys.agent_load(tenant, a))
+                pipe.hgetall(keys.agent_contacts(tenant, a))
+            raw = await pipe.execute()
+        records: list[AgentRecord | None] = []
+        for i in range(0, len(raw), 3):
+            fields, load, held = raw[i], raw[i + 1], raw[i + 2]
+            if not fields:
+                records.append(None)
+                continue
+            records.append(
+                AgentRecord(
+                    dict(fields),
+                    {k: int(v) for k, v in load.items()},
+                    {k: int(v) for k, v in held.items()},
+                )
+            )
+        return records
+
+    # --- rules ------------------------------------------------------------------------
+
+    async def write_rule(
+        self,
+        tenant: TenantId,
+        issue: str,
+        mode: str,
+        rule_json: str,
+        actor: str,
+        action: str,
+        target: str,
+    ) -> ScriptResult:
+        """Create, replace or delete an issue's rule, audited atomically."""
+        return await self._run(
+            "write_rule",
+            [keys.rule(tenant, issue), keys.rules(tenant), keys.audit(tenant)],
+            [
+                issue,
+                mode,
+                rule_json,
+                actor,
+                action,
+                target,
+                keys.events(tenant),
+                self.audit_maxlen,
+            ],
+        )
+
+    async def read_rules(self, tenant: TenantId) -> dict[str, str]:
+        """Every rule of the tenant as JSON, by issue."""
+        issues = sorted(await self.redis.smembers(keys.rules(tenant)))
+        if not issues:
+            return {}
+        values = await self.redis.mget([keys.rule(tenant, i) for i in issues])
+        return {i: v for i, v in zip(issues, values, strict=True) if v is not None}
+
+    async def read_rule(self, tenant: TenantId, issue: str) -> str | None:
+        """One rule as JSON, if any."""
+        value = await self.redis.get(keys.rule(tenant, issue))
+        return None if value is None else str(value)
+
+    # --- customers --------------------------------------------------------------------
+
+    async def identity_owners(
+        self, tenant: TenantId, identities: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        """The customer id each identity resolves to now ('' when unknown)."""
+        if not identities:
+            return []
+        values = await self.redis.mget([keys.identity(tenant, k, v) for k, v in identities])
+        return [v or "" for v in values]
+
+    async def resolve_customer(
+        self,
+        tenant: TenantId,
+        customer_id: CustomerId,
+        identities: Sequence[tuple[str, str]],
+        seen_owners: Sequence[str],
+    ) -> ScriptResult:
+        """Map identities to `customer_id` if they still resolve as the caller saw."""
+        return await self._run(
+            "resolve_customer",
+            [keys.customer(tenant, customer_id)]
+            + [keys.identity(tenant, k, v) for k, v in identities],
+            [
+                customer_id,
+                json.dumps([{"kind": k, "value": v} for k, v in identities]),
+                *seen_owners,
+            ],
+        )
+
+    async def read_customer(
+        self, tenant: TenantId, customer_id: CustomerId, history_limit: int
+    ) -> tuple[dict[str, str], list[str]]:
+        """The customer's hash and its newest history entries (JSON strings)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.customer(tenant, customer_id))
+            pipe.lrange(keys.history(tenant, customer_id), 0, history_limit - 1)
+            fields, entries = await pipe.execute()
+        return dict(fields), list(entries)
+
+    async def read_histories(
+        self, tenant: TenantId, customer_ids: Sequence[CustomerId], limit: int
+    ) -> list[list[str]]:
+        """The newest history entries of several customers, in one round trip."""
+        if not customer_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cu in customer_ids:
+                pipe.lrange(keys.history(tenant, cu), 0, limit - 1)
+            return [list(x) for x in await pipe.execute()]
+
+    # --- figures ----------------------------------------------------------------------
+
+    async def queue_views(
+        self, tenant: TenantId, day: str
+    ) -> tuple[list[tuple[str, int, int | None]], dict[str, str]]:
+        """Per ``issue:channel``: waiting count and oldest arrival (ms); and today's
+        counters hash."""
+        names = sorted(await self.redis.smembers(keys.views(tenant)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                issue, channel = name.rsplit(":", 1)
+                key = keys.view(tenant, issue, Channel(channel))
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0, withscores=True)
+            pipe.hgetall(keys.stats(tenant, day))
+            raw = await pipe.execute()
+        rows: list[tuple[str, int, int | None]] = []
+        for i, name in enumerate(names):
+            count, oldest = raw[2 * i], raw[2 * i + 1]
+            rows.append((name, int(count), int(oldest[0][1]) if oldest else None))
+        return rows, dict(raw[-1])
+
+    async def presence_counts(self, tenant: TenantId) -> tuple[int, int]:
+        """(agents available, agents signed in)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.scard(keys.available(tenant))
+            pipe.zcard(keys.presence(tenant))
+            available, signed_in = await pipe.execute()
+        return int(available), int(signed_in)
+
+    # --- audit ------------------------------------------------------------------------
+
+    async def append_audit(
+        self, tenant: TenantId, actor: str, action: str, target: str, before: str, after: str
+    ) -> None:
+        """Record an event that no script records (e.g. a denied call)."""
+        await self.redis.xadd(
+            keys.audit(tenant),
+            {"actor": actor, "action": action, "target": target, "before": before, "after": after},
+            maxlen=self.audit_maxlen,
+            approximate=True,
+        )
+
+    async def read_audit(
+        self, tenant: TenantId, count: int, before_id: str | None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Audit events newest first, strictly older than `before_id` when given."""
+        maximum = f"({before_id}" if before_id else "+"
+        rows = await self.redis.xrevrange(keys.audit(tenant), max=maximum, min="-", count=count)
+        return [(str(i), dict(f)) for i, f in rows]
+
+    # --- API keys ---------------------------------------------------------------------
+
+    async def put_api_key(self, tenant: TenantId, key_id: str, record: Mapping[str, Any]) -> None:
+        """Store an API key record (digest only, never the secret)."""
+        await self.redis.hset(keys.api_keys(tenant), key_id, json.dumps(dict(record)))
+        await self.register_tenant(tenant)
+
+    async def get_api_key(self, tenant: TenantId, key_id: str) -> dict[str, Any] | None:
+        """One API key record."""
+        raw = await self.redis.hget(keys.api_keys(tenant), key_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def list_api_keys(self, tenant: TenantId) -> dict[str, dict[str, Any]]:
+        """Every API key record of the tenant, by key id."""
+        raw = await self.redis.hgetall(keys.api_keys(tenant))
+        return {k: dict(json.loads(v)) for k, v in raw.items()}
+
+    async def publish(self, tenant: TenantId, event: Mapping[str, Any]) -> None:
+        """Tell every replica that something changed."""
+        await self.redis.publish(keys.events(tenant), json.dumps(dict(event)))

@@ -1,0 +1,127 @@
+"""The ``omniroute`` command. Each subcommand lives beside the code it drives:
+``serve`` here, ``demo`` in ``router.demo``, the supervisor commands (agents, skills,
+rules, queues, audit, keys) in ``router.admin_cli``, ``simulate`` and ``staff`` in
+``simulations``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from router import logs
+from router.config import Settings
+from router.errors import InvalidArgument
+
+SUBCOMMANDS = {
+    "serve": "run the gRPC routing service (embedded Redis unless REDIS_URL is set)",
+    "demo": "run the service with a simulated platform and agents, and show the routing",
+    "agents": "supervisor: list, show, create, update, delete agents",
+    "skills": "supervisor: set or remove an agent's skill",
+    "rules": "supervisor: list, show, put, delete routing rules",
+    "queues": "supervisor: live queue figures per issue and channel",
+    "audit": "supervisor: the audit log",
+    "keys": "admin: create, list, revoke API keys",
+    "simulate": "planner: simulate a scenario with the live routing policy",
+    "staff": "planner: Erlang C/A staffing for an interval or a forecast",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: omniroute COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<9} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "`omniroute COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``omniroute`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "serve":
+        return serve_main(rest)
+    if command == "demo":
+        from router.demo import main as demo_main
+
+        return demo_main(rest)
+    if command in ("agents", "skills", "rules", "queues", "audit", "keys"):
+        from router.admin_cli import main as admin_main
+
+        return admin_main([command, *rest])
+    if command == "simulate":
+        from simulations.cli import main as simulate_main
+
+        return simulate_main(rest)
+    if command == "staff":
+        from simulations.cli_staff import main as staff_main
+
+        return staff_main(rest)
+    print(f"omniroute: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    """Flags of ``omniroute serve`` (each also an OMNIROUTE_* variable)."""
+    p = argparse.ArgumentParser(prog="omniroute serve", description=SUBCOMMANDS["serve"])
+    p.add_argument(
+        "--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)"
+    )
+    p.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks a free one)")
+    p.add_argument(
+        "--data-dir", type=Path, help="embedded Redis data and dev keys (default ./data)"
+    )
+    p.add_argument(
+        "--offer-timeout",
+        type=float,
+        dest="offer_timeout_s",
+        help="seconds an offer waits for an answer (default 20)",
+    )
+    p.add_argument(
+        "--max-missed-offers",
+        type=int,
+        help="offers let expire in a row before the agent is set away (default 3)",
+    )
+    p.add_argument(
+        "--presence-timeout",
+        type=float,
+        dest="presence_timeout_s",
+        help="seconds without heartbeat before an agent is signed out (default 60)",
+    )
+    p.add_argument("--history-length", type=int, help="history entries kept per customer")
+    p.add_argument("--log-format", choices=("json", "console"), help="log format (default json)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--no-dev-keys",
+        action="store_true",
+        help="do not create development API keys on the embedded default",
+    )
+    return p
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """``omniroute serve``."""
+    ns = serve_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(ns).items() if k not in ("log_format", "no_dev_keys")}
+    if ns.log_format:
+        overrides["log_json"] = ns.log_format == "json"
+    if ns.no_dev_keys:
+        overrides["dev_keys"] = False
+    try:
+        settings = Settings.from_env(os.environ, **overrides)
+    except InvalidArgument as exc:
+        print(f"omniroute serve: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(json=settings.log_json, level=settings.log_level)
+    from router.server import run
+
+    try:
+        return asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        return 0

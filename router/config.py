@@ -1,0 +1,80 @@
+"""Settings: one frozen value built from the environment and command-line flags.
+
+Nothing else in Omniroute reads the environment. Every setting has an ``OMNIROUTE_*``
+variable; ``REDIS_URL`` names the Redis server (none: start an embedded one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from router.errors import InvalidArgument
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How a replica runs. Durations in seconds."""
+
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_dir: Path = Path("data")
+    offer_timeout_s: float = 20.0
+    max_missed_offers: int = 3
+    presence_timeout_s: float = 60.0
+    history_length: int = 50
+    queue_scan: int = 256
+    tick_s: float = 1.0
+    sweep_s: float = 0.5
+    mirror_refresh_s: float = 5.0
+    idempotency_ttl_s: int = 86_400
+    audit_maxlen: int = 100_000
+    grace_s: float = 10.0
+    dev_keys: bool = True
+    dev_tenant: str = "demo"
+    log_json: bool = True
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Defaults, then ``OMNIROUTE_<NAME>`` variables, then `overrides` (flags)."""
+        values: dict[str, Any] = {}
+        if environ.get("REDIS_URL"):
+            values["redis_url"] = environ["REDIS_URL"]
+        for f in fields(cls):
+            raw = environ.get(f"OMNIROUTE_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, type(getattr(cls(), f.name)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """InvalidArgument naming the setting when one is out of range."""
+        if not 0 < self.offer_timeout_s <= 3600:
+            raise InvalidArgument("offer_timeout_s", "must be in (0, 3600]")
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgument("port", "must be 0..65535")
+        if self.presence_timeout_s <= 0:
+            raise InvalidArgument("presence_timeout_s", "must be positive")
+        if not 1 <= self.history_length <= 1000:
+            raise InvalidArgument("history_length", "must be 1..1000")
+        if self.max_missed_offers < 0:
+            raise InvalidArgument("max_missed_offers", "must be >= 0 (0: never set away)")
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        if kind is Path:
+            return Path(raw)
+        return kind(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"OMNIROUTE_{name.upper()}", f"cannot read {raw!r}") from exc

@@ -1,0 +1,580 @@
+"""Protobuf <-> domain. Every request field is validated here; an InvalidArgument names
+the field by its path in the request. No protobuf type goes further in than this module.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from queues.records import ContactRecord, HistoryItem
+from router.auth import TENANT_RE, Role
+from router.domain import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Agent,
+    AgentId,
+    AgentKind,
+    AgentState,
+    Channel,
+    Contact,
+    ContactId,
+    ContactStatus,
+    CustomerId,
+    TenantId,
+)
+from router.engine import CustomerView, OfferView
+from router.errors import InvalidArgument
+from router.estimate import WaitEstimate
+from router.pb.omniroute.v1 import resources_pb2 as pb
+from router.rules import RelaxationStep, Rule, Weights, check_level, check_name
+from router.supervision import ApiKeyView, AuditRecord
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 1024
+MAX_IDENTITIES = 10
+MAX_SKILLS = 200
+MAX_NOTE = 2048
+
+CHANNELS: Mapping[int, Channel] = {
+    pb.CHANNEL_VOICE: Channel.VOICE,
+    pb.CHANNEL_CHAT: Channel.CHAT,
+    pb.CHANNEL_SMS: Channel.SMS,
+    pb.CHANNEL_EMAIL: Channel.EMAIL,
+    pb.CHANNEL_WHATSAPP: Channel.WHATSAPP,
+    pb.CHANNEL_SOCIAL: Channel.SOCIAL,
+}
+CHANNEL_PB = {v: k for k, v in CHANNELS.items()}
+STATES = {
+    pb.AGENT_STATE_SIGNED_OUT: AgentState.SIGNED_OUT,
+    pb.AGENT_STATE_AVAILABLE: AgentState.AVAILABLE,
+    pb.AGENT_STATE_AWAY: AgentState.AWAY,
+}
+STATE_PB = {v: k for k, v in STATES.items()}
+CONTACT_STATE_PB = {
+    ContactStatus.QUEUED: pb.CONTACT_STATE_QUEUED,
+    ContactStatus.OFFERED: pb.CONTACT_STATE_OFFERED,
+    ContactStatus.ASSIGNED: pb.CONTACT_STATE_ASSIGNED,
+    ContactStatus.COMPLETED: pb.CONTACT_STATE_COMPLETED,
+    ContactStatus.ABANDONED: pb.CONTACT_STATE_ABANDONED,
+}
+OUTCOMES = {
+    pb.OUTCOME_RESOLVED: "resolved",
+    pb.OUTCOME_UNRESOLVED: "unresolved",
+    pb.OUTCOME_TRANSFERRED: "transferred",
+}
+OUTCOME_PB = {v: k for k, v in OUTCOMES.items()}
+IDENTITY_KINDS = {
+    pb.IDENTITY_KIND_PHONE: "phone",
+    pb.IDENTITY_KIND_EMAIL: "email",
+    pb.IDENTITY_KIND_CHAT: "chat",
+    pb.IDENTITY_KIND_WHATSAPP: "whatsapp",
+    pb.IDENTITY_KIND_SOCIAL: "social",
+    pb.IDENTITY_KIND_EXTERNAL: "external",
+}
+IDENTITY_PB = {v: k for k, v in IDENTITY_KINDS.items()}
+ROLES = {
+    pb.ROLE_PLATFORM: Role.PLATFORM,
+    pb.ROLE_AGENT: Role.AGENT,
+    pb.ROLE_SUPERVISOR: Role.SUPERVISOR,
+    pb.ROLE_PLANNER: Role.PLANNER,
+    pb.ROLE_ADMIN: Role.ADMIN,
+}
+ROLE_PB = {v: k for k, v in ROLES.items()}
+
+# --- names ----------------------------------------------------------------------------
+
+
+def resource_id(field: str, value: str, what: str) -> str:
+    """`value` if it is a valid resource id."""
+    if not ID_RE.match(value):
+        raise InvalidArgument(field, f"{what} id {value[:70]!r} must be 1-63 of [a-z0-9_-]")
+    return value
+
+
+def parse_parent(field: str, name: str) -> TenantId:
+    """`tenants/{tenant}` -> tenant."""
+    parts = name.split("/")
+    if len(parts) != 2 or parts[0] != "tenants" or not TENANT_RE.match(parts[1]):
+        raise InvalidArgument(field, f"must be 'tenants/{{tenant}}', got {name[:80]!r}")
+    return TenantId(parts[1])
+
+
+def parse_name(field: str, name: str, collection: str) -> tuple[TenantId, str]:
+    """`tenants/{tenant}/{collection}/{id}` -> (tenant, id)."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "tenants" or parts[2] != collection:
+        raise InvalidArgument(
+            field, f"must be 'tenants/{{tenant}}/{collection}/{{id}}', got {name[:80]!r}"
+        )
+    tenant = parse_parent(field, "/".join(parts[:2]))
+    if collection == "routingRules":
+        return tenant, check_name(field, parts[3])
+    return tenant, resource_id(field, parts[3], collection.rstrip("s"))
+
+
+def parse_offer_name(field: str, name: str) -> tuple[TenantId, AgentId, ContactId]:
+    """`tenants/{t}/agents/{a}/offers/{c}` -> (tenant, agent, contact)."""
+    parts = name.split("/")
+    if len(parts) != 6 or parts[2] != "agents" or parts[4] != "offers":
+        raise InvalidArgument(
+            field, f"must be 'tenants/{{t}}/agents/{{a}}/offers/{{c}}', got {name[:80]!r}"
+        )
+    tenant, agent = parse_name(field, "/".join(parts[:4]), "agents")
+    return tenant, AgentId(agent), ContactId(resource_id(field, parts[5], "contact"))
+
+
+def offer_name(tenant: TenantId, agent_id: str, contact_id: str) -> str:
+    """Resource name of an offer."""
+    return f"tenants/{tenant}/agents/{agent_id}/offers/{contact_id}"
+
+
+def reason_name(field: str, value: str) -> str:
+    """An optional reason code (empty allowed)."""
+    return check_name(field, value) if value else ""
+
+
+# --- scalars --------------------------------------------------------------------------
+
+
+def channel(field: str, value: int) -> Channel:
+    """A channel enum, required."""
+    if value in CHANNELS:
+        return CHANNELS[value]
+    names = ", ".join(c.value for c in Channel)
+    if value == pb.CHANNEL_UNSPECIFIED:
+        raise InvalidArgument(field, f"required: one of {names}")
+    raise InvalidArgument(field, f"unknown channel {value}: one of {names}")
+
+
+def seconds(field: str, d: Duration, *, allow_zero: bool = True) -> float:
+    """A non-negative duration in seconds."""
+    value = d.seconds + d.nanos / 1e9
+    if value < 0 or d.nanos < 0 or not math.isfinite(value) or value > 366 * 86400:
+        raise InvalidArgument(field, "must be a duration from 0 to 366 days")
+    if not allow_zero and value == 0:
+        raise InvalidArgument(field, "must be positive")
+    return value
+
+
+def duration(value_s: float) -> Duration:
+    """Seconds as a Duration."""
+    d = Duration()
+    d.FromMilliseconds(round(value_s * 1000))
+    return d
+
+
+def timestamp(ms: int) -> Timestamp | None:
+    """Epoch milliseconds as a Timestamp (None for 0: unset)."""
+    if not ms:
+        return None
+    t = Timestamp()
+    t.FromMilliseconds(ms)
+    return t
+
+
+def _text(field: str, value: str, limit: int) -> str:
+    if len(value.encode()) > limit:
+        raise InvalidArgument(field, f"at most {limit} bytes")
+    return value
+
+
+# --- contacts -------------------------------------------------------------------------
+
+
+def contact_from_pb(msg: pb.Contact) -> tuple[Contact, list[tuple[str, str]]]:
+    """A draft contact (no id, no arrival yet) and its identities, validated."""
+    ch = channel("contact.channel", msg.channel)
+    issue = check_name("contact.issue", msg.issue)
+    if not MIN_PRIORITY <= msg.priority <= MAX_PRIORITY:
+        raise InvalidArgument(
+            "contact.priority", f"must be {MIN_PRIORITY}..{MAX_PRIORITY}, got {msg.priority}"
+        )
+    language = msg.language.lower()
+    if language and not LANGUAGE_RE.match(language):
+        raise InvalidArgument("contact.language", f"{msg.language[:20]!r} is not a language code")
+    if len(msg.identities) > MAX_IDENTITIES:
+        raise InvalidArgument("contact.identities", f"at most {MAX_IDENTITIES}")
+    identities: list[tuple[str, str]] = []
+    for i, ident in enumerate(msg.identities):
+        identities.append(identity_from_pb(f"contact.identities[{i}]", ident))
+    if len(msg.attributes) > MAX_ATTRIBUTES:
+        raise InvalidArgument("contact.attributes", f"at most {MAX_ATTRIBUTES} entries")
+    for key, value in msg.attributes.items():
+        if not key or len(key.encode()) > MAX_ATTRIBUTE_KEY:
+            raise InvalidArgument("contact.attributes", f"keys must be 1-{MAX_ATTRIBUTE_KEY} bytes")
+        _text(f"contact.attributes[{key!r}]", value, MAX_ATTRIBUTE_VALUE)
+    draft = Contact(
+        id=ContactId(""),
+        channel=ch,
+        issue=issue,
+        arrived_at=0.0,
+        priority=msg.priority,
+        language=language,
+        attributes=dict(msg.attributes),
+    )
+    return draft, sorted(set(identities))
+
+
+def identity_from_pb(field: str, ident: pb.Identity) -> tuple[str, str]:
+    """(kind, value) of an identity, validated and normalised."""
+    if ident.kind not in IDENTITY_KINDS:
+        raise InvalidArgument(f"{field}.kind", f"unknown identity kind {ident.kind}")
+    value = ident.value.strip()
+    if not value or len(value) > 256 or any(ch.isspace() for ch in value):
+        raise InvalidArgument(f"{field}.value", "must be 1-256 characters without spaces")
+    kind = IDENTITY_KINDS[ident.kind]
+    return kind, value.lower() if kind == "email" else value
+
+
+def contact_to_pb(tenant: TenantId, r: ContactRecord) -> pb.Contact:
+    """The API view of a stored contact."""
+    c = r.contact
+    msg = pb.Contact(
+        name=f"tenants/{tenant}/contacts/{c.id}",
+        channel=CHANNEL_PB[c.channel],
+        issue=c.issue,
+        priority=c.priority,
+        language=c.language,
+        identities=[pb.Identity(kind=IDENTITY_PB[k], value=v) for k, v in r.identities],
+        attributes=dict(r.attributes),
+        customer=f"tenants/{tenant}/customers/{c.customer_id}" if c.customer_id else "",
+        state=CONTACT_STATE_PB[r.status],
+        agent=f"tenants/{tenant}/agents/{r.agent_id}" if r.agent_id else "",
+        outcome=OUTCOME_PB.get(r.outcome, pb.OUTCOME_UNSPECIFIED),
+        note=r.note,
+        offer_token=r.token,
+        answer_target=duration(r.target_ms / 1000),
+    )
+    for field, ms in (
+        ("create_time", int(c.arrived_at * 1000)),
+        ("offer_time", r.offered_ms),
+        ("assign_time", r.assigned_ms),
+        ("close_time", r.closed_ms),
+    ):
+        ts = timestamp(ms)
+        if ts is not None:
+            getattr(msg, field).CopyFrom(ts)
+    return msg
+
+
+def history_to_pb(tenant: TenantId, h: HistoryItem) -> pb.HistoryEntry:
+    """One history entry."""
+    msg = pb.HistoryEntry(
+        contact=f"tenants/{tenant}/contacts/{h.contact_id}",
+        channel=CHANNEL_PB[h.channel],
+        issue=h.issue,
+        agent=f"tenants/{tenant}/agents/{h.agent_id}" if h.agent_id else "",
+        outcome=OUTCOME_PB.get(h.outcome, pb.OUTCOME_UNSPECIFIED),
+        note=h.note,
+        state=CONTACT_STATE_PB.get(ContactStatus(h.status), pb.CONTACT_STATE_UNSPECIFIED),
+    )
+    ts = timestamp(h.time_ms)
+    if ts is not None:
+        msg.time.CopyFrom(ts)
+    return msg
+
+
+def customer_to_pb(tenant: TenantId, c: CustomerView) -> pb.Customer:
+    """A customer with history."""
+    msg = pb.Customer(
+        name=f"tenants/{tenant}/customers/{c.id}",
+        identities=[pb.Identity(kind=IDENTITY_PB[k], value=v) for k, v in c.identities],
+        history=[history_to_pb(tenant, h) for h in c.history],
+    )
+    ts = timestamp(c.created_ms)
+    if ts is not None:
+        msg.create_time.CopyFrom(ts)
+    return msg
+
+
+def offer_to_pb(tenant: TenantId, o: OfferView) -> pb.Offer:
+    """An offer with the contact and the customer's history."""
+    msg = pb.Offer(
+        name=offer_name(tenant, o.agent_id, o.record.id),
+        token=o.record.token,
+        contact=contact_to_pb(tenant, o.record),
+        reason=o.record.reason,
+    )
+    if o.customer is not None:
+        msg.customer.CopyFrom(customer_to_pb(tenant, o.customer))
+    ts = timestamp(o.record.deadline_ms)
+    if ts is not None:
+        msg.expire_time.CopyFrom(ts)
+    return msg
+
+
+def customer_id(field: str, name: str) -> tuple[TenantId, CustomerId]:
+    """`tenants/{t}/customers/{c}` -> (tenant, customer)."""
+    tenant, cid = parse_name(field, name, "customers")
+    return tenant, CustomerId(cid)
+
+
+def outcome(field: str, value: int) -> str:
+    """A completion outcome, required."""
+    if value not in OUTCOMES:
+        raise InvalidArgument(field, "required: RESOLVED, UNRESOLVED or TRANSFERRED")
+    return OUTCOMES[value]
+
+
+def note(field: str, value: str) -> str:
+    """A completion note."""
+    return _text(field, value, MAX_NOTE)
+
+
+def token(field: str, value: int) -> int:
+    """An offer token (positive)."""
+    if value <= 0:
+        raise InvalidArgument(field, "required: the offer's token (a positive number)")
+    return value
+
+
+# --- agents ---------------------------------------------------------------------------
+
+
+def skills_from_pb(field: str, skills: Iterable[pb.Skill]) -> dict[str, int]:
+    """Skills, unique and valid."""
+    result: dict[str, int] = {}
+    for i, s in enumerate(skills):
+        name = check_name(f"{field}[{i}].skill", s.skill)
+        if name in result:
+            raise InvalidArgument(f"{field}[{i}].skill", f"duplicate skill {name!r}")
+        result[name] = check_level(f"{field}[{i}].proficiency", s.proficiency)
+    if len(result) > MAX_SKILLS:
+        raise InvalidArgument(field, f"at most {MAX_SKILLS} skills")
+    return result
+
+
+def capacity_from_pb(field: str, caps: Iterable[pb.ChannelCapacity]) -> dict[Channel, int]:
+    """Capacities per channel, unique and 0..50."""
+    result: dict[Channel, int] = {}
+    for i, cap in enumerate(caps):
+        ch = channel(f"{field}[{i}].channel", cap.channel)
+        if ch in result:
+            raise InvalidArgument(f"{field}[{i}].channel", f"duplicate channel {ch.value}")
+        if not 0 <= cap.max_contacts <= 50:
+            raise InvalidArgument(f"{field}[{i}].max_contacts", "must be 0..50")
+        result[ch] = cap.max_contacts
+    return result
+
+
+def agent_from_pb(agent_id: str, msg: pb.Agent) -> Agent:
+    """A new agent's profile, validated."""
+    if msg.kind not in (pb.AGENT_KIND_UNSPECIFIED, pb.AGENT_KIND_HUMAN, pb.AGENT_KIND_BOT):
+        raise InvalidArgument("agent.kind", f"unknown kind {msg.kind}")
+    capacity = capacity_from_pb("agent.capacities", msg.capacities)
+    if not any(capacity.values()):
+        raise InvalidArgument("agent.capacities", "at least one channel with capacity >= 1")
+    return Agent(
+        id=AgentId(agent_id),
+        skills=skills_from_pb("agent.skills", msg.skills),
+        capacity=capacity,
+        display_name=_text("agent.display_name", msg.display_name, 128),
+        kind=AgentKind.BOT if msg.kind == pb.AGENT_KIND_BOT else AgentKind.HUMAN,
+    )
+
+
+def agent_to_pb(tenant: TenantId, a: Agent) -> pb.Agent:
+    """The API view of an agent."""
+    msg = pb.Agent(
+        name=f"tenants/{tenant}/agents/{a.id}",
+        display_name=a.display_name,
+        kind=pb.AGENT_KIND_BOT if a.kind is AgentKind.BOT else pb.AGENT_KIND_HUMAN,
+        skills=[pb.Skill(skill=s, proficiency=lvl) for s, lvl in sorted(a.skills.items())],
+        capacities=[
+            pb.ChannelCapacity(channel=CHANNEL_PB[ch], max_contacts=n)
+            for ch, n in sorted(a.capacity.items())
+        ],
+        state=STATE_PB[a.state],
+        away_reason=a.away_reason,
+        load=[
+            pb.ChannelLoad(channel=CHANNEL_PB[ch], contacts=n)
+            for ch, n in sorted(a.load.items())
+            if n
+        ],
+        etag=str(a.version),
+        missed_offers=a.missed_offers,
+    )
+    for field, s in (("state_time", a.state_since), ("idle_since", a.idle_since)):
+        ts = timestamp(int(s * 1000))
+        if ts is not None:
+            getattr(msg, field).CopyFrom(ts)
+    return msg
+
+
+def agent_state(field: str, value: int, allowed: Iterable[AgentState]) -> AgentState:
+    """An agent state enum among `allowed`."""
+    state = STATES.get(value)
+    allowed = tuple(allowed)
+    if state is None or state not in allowed:
+        names = ", ".join(s.name for s in allowed)
+        raise InvalidArgument(field, f"must be one of {names}")
+    return state
+
+
+# --- rules ----------------------------------------------------------------------------
+
+
+def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
+    """A rule, validated (field paths as in the request)."""
+    skills: dict[str, int] = {}
+    for i, req in enumerate(msg.required_skills):
+        name = check_name(f"routing_rule.required_skills[{i}].skill", req.skill)
+        skills[name] = check_level(
+            f"routing_rule.required_skills[{i}].min_proficiency", req.min_proficiency
+        )
+    if not skills:
+        raise InvalidArgument("routing_rule.required_skills", "at least one required skill")
+    targets: dict[Channel, float] = {}
+    for i, t in enumerate(msg.answer_targets):
+        ch = channel(f"routing_rule.answer_targets[{i}].channel", t.channel)
+        targets[ch] = seconds(
+            f"routing_rule.answer_targets[{i}].answer_target", t.answer_target, allow_zero=False
+        )
+    steps = []
+    for i, step in enumerate(msg.relaxation_steps):
+        levels: dict[str, int] = {}
+        for j, req in enumerate(step.skills):
+            where = f"routing_rule.relaxation_steps[{i}].skills[{j}]"
+            levels[check_name(f"{where}.skill", req.skill)] = check_level(
+                f"{where}.min_proficiency", req.min_proficiency, allow_zero=True
+            )
+        steps.append(
+            RelaxationStep(seconds(f"routing_rule.relaxation_steps[{i}].after", step.after), levels)
+        )
+    w = msg.weights
+    defaults = Weights()
+    weights = Weights(
+        proficiency=_weight("proficiency", w, defaults.proficiency),
+        idle=_weight("idle", w, defaults.idle),
+        occupancy=_weight("occupancy", w, defaults.occupancy),
+        affinity=_weight("affinity", w, defaults.affinity),
+        idle_horizon_s=seconds("routing_rule.weights.idle_horizon", w.idle_horizon, allow_zero=True)
+        or defaults.idle_horizon_s,
+    )
+    service_level = msg.service_level or 0.8
+    if not math.isfinite(service_level) or not 0 < service_level <= 1:
+        raise InvalidArgument("routing_rule.service_level", "must be in (0, 1]")
+    return Rule(
+        issue=issue,
+        skills=skills,
+        service_level=service_level,
+        answer_target_s=targets,
+        steps=tuple(steps),
+        weights=weights,
+        require_language=msg.require_language,
+        description=_text("routing_rule.description", msg.description, 512),
+    )
+
+
+def _weight(name: str, w: pb.ScoringWeights, default: float) -> float:
+    if not w.HasField(name):  # type: ignore[arg-type]
+        return default
+    value = float(getattr(w, name))
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise InvalidArgument(f"routing_rule.weights.{name}", "must be a number 0..100")
+    return value
+
+
+def rule_to_pb(tenant: TenantId, r: Rule) -> pb.RoutingRule:
+    """The API view of a rule."""
+    w = r.weights
+    return pb.RoutingRule(
+        name=f"tenants/{tenant}/routingRules/{r.issue}",
+        description=r.description,
+        required_skills=[
+            pb.SkillRequirement(skill=s, min_proficiency=lvl) for s, lvl in sorted(r.skills.items())
+        ],
+        service_level=r.service_level,
+        answer_targets=[
+            pb.ChannelTarget(channel=CHANNEL_PB[ch], answer_target=duration(s))
+            for ch, s in sorted(r.answer_target_s.items())
+        ],
+        relaxation_steps=[
+            pb.RelaxationStep(
+                after=duration(step.after_s),
+                skills=[
+                    pb.SkillRequirement(skill=s, min_proficiency=lvl)
+                    for s, lvl in sorted(step.min_proficiency.items())
+                ],
+            )
+            for step in r.steps
+        ],
+        weights=pb.ScoringWeights(
+            proficiency=w.proficiency,
+            idle=w.idle,
+            occupancy=w.occupancy,
+            affinity=w.affinity,
+            idle_horizon=duration(w.idle_horizon_s),
+        ),
+        require_language=r.require_language,
+    )
+
+
+# --- audit, keys, figures ---------------------------------------------------------------
+
+
+def audit_to_pb(tenant: TenantId, e: AuditRecord) -> pb.AuditEvent:
+    """One audit event."""
+    msg = pb.AuditEvent(
+        name=f"tenants/{tenant}/auditEvents/{e.id}",
+        actor=e.actor,
+        action=e.action,
+        target=e.target,
+        before=e.before,
+        after=e.after,
+    )
+    ts = timestamp(e.time_ms)
+    if ts is not None:
+        msg.time.CopyFrom(ts)
+    return msg
+
+
+def api_key_to_pb(k: ApiKeyView) -> pb.ApiKey:
+    """An API key's visible part."""
+    msg = pb.ApiKey(
+        name=f"tenants/{k.tenant}/apiKeys/{k.key_id}",
+        role=ROLE_PB[k.role],
+        agent_id=k.agent_id,
+        display_name=k.display_name,
+        prefix=k.prefix,
+    )
+    for field, s in (("create_time", k.create_s), ("revoke_time", k.revoke_s)):
+        ts = timestamp(int(s * 1000))
+        if ts is not None:
+            getattr(msg, field).CopyFrom(ts)
+    return msg
+
+
+def role(field: str, value: int) -> Role:
+    """A role enum, required."""
+    if value not in ROLES:
+        raise InvalidArgument(field, "required: PLATFORM, AGENT, SUPERVISOR, PLANNER or ADMIN")
+    return ROLES[value]
+
+
+def page_size(field: str, value: int) -> int:
+    """A page size (0: default 100)."""
+    if value < 0 or value > 1000:
+        raise InvalidArgument(field, "must be 0..1000")
+    return value or 100
+
+
+def wait_fields(w: WaitEstimate) -> dict[str, object]:
+    """Fields of a WaitEstimate message (expected_wait unset when unknown)."""
+    fields: dict[str, object] = {
+        "contacts_ahead": w.ahead,
+        "eligible_agents": w.slots,
+        "average_handle_time": duration(w.aht_s),
+        "method": w.method,
+    }
+    if w.wait_s is not None:
+        fields["expected_wait"] = duration(w.wait_s)
+    return fields

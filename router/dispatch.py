@@ -1,0 +1,257 @@
+"""The routing loop of one tenant on one replica: read, decide, commit.
+
+Each replica keeps a mirror of the tenant's agents (a ``Floor``) and rules, refreshed
+from Redis when a "changed" notice names an agent, and in full every few seconds. The
+mirror only has to be good enough to decide well: every decision is re-checked by the
+reserve_offer script against the live state (availability, free slot, the agent's
+profile version), so a stale mirror costs a retry, never a wrong assignment. Several
+replicas may route the same tenant at once; the scripts make sure each contact goes to
+one agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from queues.records import ContactRecord, parse_agent, parse_contact, rule_from_json
+from queues.state import RedisState, Reservation
+from router.assign import Decision, Floor, assign
+from router.domain import AgentId, ContactId, ContactStatus, TenantId
+from router.rules import RuleBook
+
+if TYPE_CHECKING:
+    from router.config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def explain(decision: Decision) -> str:
+    """One line saying why this agent, stored with the offer and shown to the agent."""
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in decision.score.components().items())
+    runner = ""
+    if decision.runner_up:
+        runner = f"; runner-up {decision.runner_up[0]} {decision.runner_up[1].total:.3f}"
+    step = f"relaxation step {decision.step}" if decision.relaxed else "no relaxation"
+    need = ", ".join(f"{s}>={lvl}" for s, lvl in sorted(decision.required.items()))
+    return (
+        f"score {decision.score.total:.3f} ({parts}); {decision.eligible} eligible of "
+        f"{decision.considered} considered{runner}; {step}; required {need or 'nothing'}"
+    )
+
+
+class TenantRouter:
+    """Routes one tenant's queue from this replica."""
+
+    def __init__(
+        self,
+        tenant: TenantId,
+        state: RedisState,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tenant = tenant
+        self._state = state
+        self._settings = settings
+        self._clock = clock
+        self.floor = Floor()
+        self.rules = RuleBook()
+        self._contacts: dict[str, ContactRecord] = {}
+        self._dirty_agents: set[AgentId] = set()
+        self._rules_dirty = True
+        self._full_refresh_at = 0.0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+        self.routed = 0
+        #: Redis clock minus local clock, seconds (set by the engine).
+        self.clock_offset_s = 0.0
+
+    def now(self) -> float:
+        """The time on Redis's clock, as this replica best knows it."""
+        return self._clock() + self.clock_offset_s
+
+    # --- notices ----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something may be routable: run a pass soon."""
+        self._wake.set()
+
+    def agent_changed(self, agent_id: AgentId) -> None:
+        """Re-read this agent before the next pass."""
+        self._dirty_agents.add(agent_id)
+        self._wake.set()
+
+    def rules_changed(self) -> None:
+        """Re-read the rules before the next pass."""
+        self._rules_dirty = True
+        self._wake.set()
+
+    def force_full_refresh(self) -> None:
+        """Re-read every agent before the next pass (after notices may have been lost)."""
+        self._full_refresh_at = 0.0
+        self._wake.set()
+
+    def contact_changed(self, contact_id: str) -> None:
+        """Forget what this replica cached of a contact (it was requeued or closed)."""
+        self._contacts.pop(contact_id, None)
+
+    # --- loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop as a background task."""
+        if self._task is None:
+            # A fresh context: the loop must not inherit the log context of the request
+            # that happened to create it.
+            self._task = asyncio.create_task(
+                self._run(), name=f"router:{self.tenant}", context=contextvars.Context()
+            )
+
+    async def stop(self) -> None:
+        """Stop between passes: a pass in flight finishes its commits first."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.tick_s)
+            self._wake.clear()
+            try:
+                retry = await asyncio.shield(self.route_once())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must survive Redis hiccups
+                log.warning("routing_pass_failed", tenant=self.tenant, error=repr(exc))
+                await asyncio.sleep(0.2)
+                continue
+            if retry:
+                self._wake.set()
+
+    async def route_once(self) -> bool:
+        """One pass: refresh the mirror, decide for the queue head, commit. Returns
+        whether another pass is worth running at once (some commit lost a race)."""
+        self.passes += 1
+        await self._refresh()
+        if self.floor.available_count == 0:
+            return False
+        head = await self._state.queue_head(self.tenant, self._settings.queue_scan)
+        if not head:
+            return False
+        missing = [cid for cid in head if cid not in self._contacts]
+        for cid, fields in zip(
+            missing, await self._state.read_contacts(self.tenant, missing), strict=True
+        ):
+            if fields:
+                self._contacts[cid] = parse_contact(cid, fields)
+        waiting = [
+            self._contacts[cid].contact
+            for cid in head
+            if cid in self._contacts and self._contacts[cid].status is ContactStatus.QUEUED
+        ]
+        now = self.now()
+        decisions = assign(waiting, self.floor, self.rules, now)
+        if not decisions:
+            return False
+        reservations = [
+            Reservation(
+                contact_id=d.contact.id,
+                issue=d.contact.issue,
+                channel=d.contact.channel,
+                agent_id=d.agent.id,
+                agent_version=d.agent.version,
+                nonce=secrets.token_hex(8),
+                reason=explain(d),
+            )
+            for d in decisions
+        ]
+        results = await self._state.reserve(
+            self.tenant, reservations, int(self._settings.offer_timeout_s * 1000)
+        )
+        lost = False
+        for decision, reservation, result in zip(decisions, reservations, results, strict=True):
+            lost |= self._apply(decision, reservation, result.code, now)
+        return lost
+
+    def _apply(self, decision: Decision, reservation: Reservation, code: int, now: float) -> bool:
+        contact, agent = decision.contact, decision.agent
+        self._contacts.pop(contact.id, None)
+        if code == 1:
+            self.routed += 1
+            self.floor.reserve(agent.id, contact.channel, now)
+            log.info(
+                "contact_routed",
+                tenant=self.tenant,
+                contact_id=contact.id,
+                agent_id=agent.id,
+                issue=contact.issue,
+                channel=contact.channel.value,
+                waited_s=round(contact.waited_s(now), 3),
+                score=round(decision.score.total, 4),
+                components=decision.score.components(),
+                candidates=decision.considered,
+                eligible=decision.eligible,
+                runner_up=decision.runner_up[0] if decision.runner_up else None,
+                relaxation_step=decision.step,
+                required=dict(decision.required),
+            )
+            return False
+        reason = {0: "contact_taken", -1: "agent_full", -2: "agent_changed"}.get(code, str(code))
+        log.debug(
+            "reservation_refused",
+            tenant=self.tenant,
+            contact_id=contact.id,
+            agent_id=agent.id,
+            reason=reason,
+        )
+        if code in (-1, -2):
+            self._dirty_agents.add(agent.id)
+        return True
+
+    # --- mirror -----------------------------------------------------------------------
+
+    async def refresh_rules(self) -> None:
+        """Re-read the rules if a notice said they changed."""
+        if self._rules_dirty:
+            self._rules_dirty = False
+            raw = await self._state.read_rules(self.tenant)
+            self.rules = RuleBook(rule_from_json(r) for r in raw.values())
+
+    async def _refresh(self) -> None:
+        await self.refresh_rules()
+        wall = time.monotonic()
+        if wall >= self._full_refresh_at:
+            self._full_refresh_at = wall + self._settings.mirror_refresh_s
+            ids = await self._state.agent_ids(self.tenant)
+            self._dirty_agents.clear()
+            await self._reload(ids)
+            known = set(ids)
+            for agent in list(self.floor):
+                if agent.id not in known:
+                    self.floor.remove(agent.id)
+        elif self._dirty_agents:
+            ids = sorted(self._dirty_agents)
+            self._dirty_agents.clear()
+            await self._reload(ids)
+
+    async def _reload(self, ids: list[AgentId]) -> None:
+        records = await self._state.read_agents(self.tenant, ids)
+        for agent_id, record in zip(ids, records, strict=True):
+            if record is None:
+                self.floor.remove(agent_id)
+            else:
+                self.floor.put(parse_agent(agent_id, record))
+
+    def cached_contact(self, contact_id: ContactId) -> ContactRecord | None:
+        """What this replica last read of a waiting contact, if anything."""
+        return self._contacts.get(contact_id)

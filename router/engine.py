@@ -1,0 +1,657 @@
+"""Use cases of the live service: submit, cancel, accept, decline, complete, presence.
+
+Each one reads what it needs, decides with the pure core, and commits through one
+``RedisState`` script that re-checks the decision. Supervisor use cases live in
+``router.supervision``; the per-tenant routing loop in ``router.dispatch``; the fan-out
+of Redis notices to this replica's routers and streams in ``router.hub``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import structlog
+
+from queues.records import (
+    ContactRecord,
+    HistoryItem,
+    contact_fields,
+    history_entry,
+    parse_contact,
+    parse_history,
+)
+from queues.state import RedisState, ScriptResult
+from router.assign import rule_for
+from router.config import Settings
+from router.dispatch import TenantRouter
+from router.domain import (
+    AgentId,
+    AgentState,
+    Contact,
+    ContactId,
+    ContactStatus,
+    CustomerId,
+    TenantId,
+)
+from router.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from router.hub import Hub
+from router.rules import RuleBook
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    """A customer with identities and newest-first history."""
+
+    id: CustomerId
+    identities: tuple[tuple[str, str], ...]
+    history: tuple[HistoryItem, ...]
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An offer as an agent receives it."""
+
+    agent_id: AgentId
+    record: ContactRecord
+    customer: CustomerView | None
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """Notice that an offer is no longer open."""
+
+    agent_id: AgentId
+    contact_id: ContactId
+    token: int
+    reason: str
+
+
+def today(now_s: float) -> str:
+    """The UTC day (``yyyymmdd``) that today's counters are kept under."""
+    return datetime.fromtimestamp(now_s, UTC).strftime("%Y%m%d")
+
+
+class Engine:
+    """The live service's use cases, shared by every servicer of one replica."""
+
+    def __init__(
+        self, state: RedisState, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.clock = clock
+        self.routers: dict[TenantId, TenantRouter] = {}
+        self.hub = Hub(self)
+        self._known_tenants: set[TenantId] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.clock_offset_s = 0.0
+        #: Called when API keys change anywhere (to drop authentication caches).
+        self.key_listeners: list[Callable[[], None]] = []
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load scripts, sync the clock, start the notice listener and the sweeper."""
+        await self.state.load_scripts()
+        await self.sync_clock()
+        for tenant in await self.state.tenants():
+            self.router(tenant)
+        clean = contextvars.Context
+        self._tasks.append(asyncio.create_task(self.hub.run(), name="hub", context=clean()))
+        self._tasks.append(
+            asyncio.create_task(self._sweep_forever(), name="sweeper", context=clean())
+        )
+        await self.hub.ready.wait()
+
+    async def stop(self) -> None:
+        """Stop routing (passes in flight finish their commits); offers stay in Redis."""
+        for router in self.routers.values():
+            await router.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def sync_clock(self) -> None:
+        """Measure Redis's clock against ours, so waits are measured on Redis's clock."""
+        before = self.clock()
+        redis_ms = await self.state.now_ms()
+        after = self.clock()
+        self.clock_offset_s = redis_ms / 1000.0 - (before + after) / 2
+        for router in self.routers.values():
+            router.clock_offset_s = self.clock_offset_s
+
+    def now(self) -> float:
+        """Redis's clock as this replica best knows it (seconds)."""
+        return self.clock() + self.clock_offset_s
+
+    def router(self, tenant: TenantId) -> TenantRouter:
+        """This replica's router of `tenant`, started on first use."""
+        router = self.routers.get(tenant)
+        if router is None:
+            router = TenantRouter(tenant, self.state, self.settings, self.clock)
+            router.clock_offset_s = self.clock_offset_s
+            self.routers[tenant] = router
+            router.start()
+        return router
+
+    async def _touch_tenant(self, tenant: TenantId) -> TenantRouter:
+        if tenant not in self._known_tenants:
+            await self.state.register_tenant(tenant)
+            self._known_tenants.add(tenant)
+        return self.router(tenant)
+
+    # --- contacts ---------------------------------------------------------------------
+
+    async def submit(
+        self,
+        tenant: TenantId,
+        draft: Contact,
+        identities: Sequence[tuple[str, str]],
+        request_id: str,
+    ) -> ContactRecord:
+        """Queue a contact from any channel; resolve its customer and history hints."""
+        router = await self._touch_tenant(tenant)
+        rules = await self.rules_of(tenant)
+        if rules.for_issue(draft.issue) is None:
+            raise Conflict(
+                f"contact.issue: no routing rule for issue {draft.issue!r} and no 'default' "
+                "rule; create one with SupervisorService.CreateRoutingRule"
+            )
+        rule = rule_for(rules, draft.issue)
+        digest = _digest(draft, identities)
+        customer_id = await self._resolve_customer(tenant, identities) if identities else None
+        last_agent, known = None, ()
+        if customer_id:
+            (raw,) = await self.state.read_histories(tenant, [customer_id], 20)
+            last_agent, known = _history_hints([parse_history(r) for r in raw], draft.issue)
+        contact = replace(
+            draft,
+            id=ContactId(secrets.token_hex(8)),
+            customer_id=customer_id,
+            last_agent_id=last_agent,
+            known_agent_ids=known,
+        )
+        target_ms = int(rule.target_s(contact.channel) * 1000)
+        result = await self.state.enqueue(
+            tenant,
+            contact.id,
+            contact_fields(contact, tuple(identities)),
+            contact.issue,
+            contact.channel,
+            contact.priority,
+            target_ms,
+            request_id,
+            digest,
+        )
+        if result.code == -1:
+            raise AlreadyExists(
+                "request_id: already used with a different contact; use a new idempotency key"
+            )
+        contact_id = ContactId(str(result.values[0]))
+        if result.code == 1:
+            router.wake()
+            log.info(
+                "contact_queued",
+                tenant=tenant,
+                contact_id=contact_id,
+                issue=contact.issue,
+                channel=contact.channel.value,
+                priority=contact.priority,
+                customer_id=customer_id,
+                last_agent=last_agent,
+            )
+        return await self.get_contact(tenant, contact_id)
+
+    async def _resolve_customer(
+        self, tenant: TenantId, identities: Sequence[tuple[str, str]]
+    ) -> CustomerId:
+        for _ in range(5):
+            owners = await self.state.identity_owners(tenant, identities)
+            found = [o for o in owners if o]
+            customer = CustomerId(found[0] if found else "cu" + secrets.token_hex(7))
+            result = await self.state.resolve_customer(tenant, customer, identities, owners)
+            if result.ok:
+                if len(set(found)) > 1:
+                    log.warning("identities_of_several_customers", tenant=tenant, customers=found)
+                return customer
+        raise Conflict("contact.identities: changed concurrently too often; retry")
+
+    async def get_contact(self, tenant: TenantId, contact_id: ContactId) -> ContactRecord:
+        """One contact, NotFound if unknown here."""
+        fields = await self.state.read_contact(tenant, contact_id)
+        if not fields:
+            raise NotFound(f"contact {contact_id!r} not found")
+        return parse_contact(contact_id, fields)
+
+    async def cancel(self, tenant: TenantId, contact_id: ContactId, reason: str) -> ContactRecord:
+        """The customer left: withdraw a waiting or offered contact."""
+        for _ in range(5):
+            record = await self.get_contact(tenant, contact_id)
+            offered_to = record.agent_id if record.status is ContactStatus.OFFERED else None
+            entry = history_entry(record, ContactStatus.ABANDONED, "", reason)
+            result = await self.state.abandon(
+                tenant,
+                contact_id,
+                offered_to,
+                reason,
+                entry,
+                record.contact.customer_id,
+                record.contact.issue,
+                record.contact.channel,
+                today(self.now()),
+            )
+            if result.ok:
+                self.router(tenant).wake()
+                return await self.get_contact(tenant, contact_id)
+            if result.code == -3:
+                raise Conflict(
+                    f"contact {contact_id!r} is {result.values[0]}: only a waiting or offered "
+                    "contact can be cancelled"
+                )
+            if result.code == -4:
+                raise NotFound(f"contact {contact_id!r} not found")
+        raise Conflict(f"contact {contact_id!r} changed concurrently too often; retry")
+
+    async def watch_contact(
+        self, tenant: TenantId, contact_id: ContactId
+    ) -> AsyncIterator[tuple[str, ContactRecord]]:
+        """The contact now, then after every change, until it is closed."""
+        queue = self.hub.watch_contact(tenant, contact_id)
+        try:
+            record = await self.get_contact(tenant, contact_id)
+            yield record.status.value, record
+            last = (record.status, record.token)
+            while record.status.is_open:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=5.0)
+                    name = str(event.get("ev", "changed"))
+                except TimeoutError:
+                    name = "changed"
+                record = await self.get_contact(tenant, contact_id)
+                if (record.status, record.token) != last:
+                    last = (record.status, record.token)
+                    yield name if name != "changed" else record.status.value, record
+        finally:
+            self.hub.unwatch_contact(tenant, contact_id, queue)
+
+    # --- offers -----------------------------------------------------------------------
+
+    async def accept(
+        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId, token: int
+    ) -> ContactRecord:
+        """The agent takes the offer, if it is still theirs with this token."""
+        record = await self._offer_record(tenant, agent_id, contact_id)
+        result = await self.state.accept(
+            tenant,
+            contact_id,
+            agent_id,
+            token,
+            record.contact.issue,
+            record.contact.channel,
+            today(self.now()),
+        )
+        self._check_offer_result(result, contact_id, token)
+        log.info("offer_accepted", tenant=tenant, contact_id=contact_id, agent_id=agent_id)
+        return await self.get_contact(tenant, contact_id)
+
+    async def decline(
+        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId, token: int
+    ) -> ContactRecord:
+        """The agent refuses the offer: the contact returns ahead of newer ones."""
+        record = await self._offer_record(tenant, agent_id, contact_id)
+        result = await self.state.release(
+            tenant,
+            contact_id,
+            agent_id,
+            token,
+            record.contact.issue,
+            record.contact.channel,
+            "declined",
+            self.settings.max_missed_offers,
+        )
+        self._check_offer_result(result, contact_id, token)
+        self.router(tenant).wake()
+        log.info("offer_declined", tenant=tenant, contact_id=contact_id, agent_id=agent_id)
+        return await self.get_contact(tenant, contact_id)
+
+    async def complete(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        contact_id: ContactId,
+        token: int,
+        outcome: str,
+        note: str,
+    ) -> ContactRecord:
+        """The agent finishes an accepted contact; it enters the customer's history."""
+        record = await self._offer_record(tenant, agent_id, contact_id)
+        entry = history_entry(
+            replace(record, agent_id=agent_id), ContactStatus.COMPLETED, outcome, note
+        )
+        result = await self.state.complete(
+            tenant,
+            contact_id,
+            agent_id,
+            token,
+            outcome,
+            note,
+            entry,
+            record.contact.customer_id,
+            record.contact.issue,
+            record.contact.channel,
+            today(self.now()),
+        )
+        if result.code == -3 and result.values and result.values[0] == "offered":
+            raise Conflict(f"offer of contact {contact_id!r} is not accepted yet")
+        self._check_offer_result(result, contact_id, token)
+        self.router(tenant).wake()
+        log.info(
+            "contact_completed",
+            tenant=tenant,
+            contact_id=contact_id,
+            agent_id=agent_id,
+            outcome=outcome,
+        )
+        return await self.get_contact(tenant, contact_id)
+
+    async def _offer_record(
+        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId
+    ) -> ContactRecord:
+        fields = await self.state.read_contact(tenant, contact_id)
+        if not fields:
+            raise NotFound(f"offer of contact {contact_id!r} to agent {agent_id!r} not found")
+        record = parse_contact(contact_id, fields)
+        if record.agent_id != agent_id:
+            await self.require_agent(tenant, agent_id)
+            raise NotFound(f"offer of contact {contact_id!r} to agent {agent_id!r} not found")
+        return record
+
+    @staticmethod
+    def _check_offer_result(result: ScriptResult, contact_id: ContactId, token: int) -> None:
+        if result.ok:
+            return
+        if result.code == -4:
+            raise NotFound(f"contact {contact_id!r} not found")
+        if result.code == -5:
+            raise Conflict(f"offer of contact {contact_id!r} expired")
+        status = result.values[0] if result.values else "unknown"
+        raise Conflict(
+            f"offer of contact {contact_id!r} with token {token} is not open for this agent "
+            f"(contact is {status}; the token may be stale)"
+        )
+
+    async def release_expired(self, tenant: TenantId, contact_id: str) -> None:
+        """Return an expired offer to the queue (any replica may; the script decides)."""
+        fields = await self.state.read_contact(tenant, ContactId(contact_id))
+        if not fields or fields.get("status") != ContactStatus.OFFERED.value:
+            return
+        record = parse_contact(contact_id, fields)
+        if record.agent_id is None:
+            return
+        result = await self.state.release(
+            tenant,
+            record.id,
+            record.agent_id,
+            record.token,
+            record.contact.issue,
+            record.contact.channel,
+            "expired",
+            self.settings.max_missed_offers,
+        )
+        if result.ok:
+            log.info(
+                "offer_expired",
+                tenant=tenant,
+                contact_id=contact_id,
+                agent_id=record.agent_id,
+                missed_in_a_row=result.values[0] if result.values else None,
+            )
+
+    async def pending_offers(self, tenant: TenantId, agent_id: AgentId) -> list[OfferView]:
+        """Offers open for the agent now (for a stream that just connected)."""
+        (record,) = await self.state.read_agents(tenant, [agent_id])
+        if record is None:
+            raise NotFound(f"agent {agent_id!r} not found")
+        offers: list[OfferView] = []
+        for contact_id in sorted(record.contacts):
+            view = await self.offer_view(tenant, agent_id, ContactId(contact_id))
+            if view is not None:
+                offers.append(view)
+        return offers
+
+    async def offer_view(
+        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId
+    ) -> OfferView | None:
+        """The offer of `contact_id` to `agent_id` with the customer's history, if open."""
+        fields = await self.state.read_contact(tenant, contact_id)
+        if not fields:
+            return None
+        record = parse_contact(contact_id, fields)
+        if record.status is not ContactStatus.OFFERED or record.agent_id != agent_id:
+            return None
+        customer = None
+        if record.contact.customer_id:
+            customer = await self.customer(tenant, record.contact.customer_id)
+        return OfferView(agent_id, record, customer)
+
+    async def offers(
+        self, tenant: TenantId, agent_id: AgentId
+    ) -> AsyncIterator[OfferView | Withdrawal]:
+        """The agent's offer stream: pending offers, then new ones and withdrawals. An
+        open stream keeps the agent's presence alive."""
+        await self.require_agent(tenant, agent_id)
+        queue = self.hub.subscribe_offers(tenant, agent_id)
+        sent: set[tuple[str, int]] = set()
+        try:
+            next_beat = 0.0
+            while True:
+                if time.monotonic() >= next_beat:
+                    await self.state.heartbeat(tenant, agent_id)
+                    next_beat = time.monotonic() + self.settings.presence_timeout_s / 3
+                    for view in await self.pending_offers(tenant, agent_id):
+                        key = (view.record.id, view.record.token)
+                        if key not in sent:
+                            sent.add(key)
+                            yield view
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=1.0)
+                except TimeoutError:
+                    continue
+                kind, cid, tok = event.get("ev"), str(event.get("c")), int(event.get("tok", 0))
+                if kind == "offered" and (cid, tok) not in sent:
+                    view = await self.offer_view(tenant, agent_id, ContactId(cid))
+                    if view is not None and view.record.token == tok:
+                        sent.add((cid, tok))
+                        yield view
+                elif kind in ("requeued", "withdrawn"):
+                    sent.discard((cid, tok))
+                    yield Withdrawal(agent_id, ContactId(cid), tok, str(event.get("why", "")))
+        finally:
+            self.hub.unsubscribe_offers(tenant, agent_id, queue)
+
+    # --- presence ---------------------------------------------------------------------
+
+    async def require_agent(self, tenant: TenantId, agent_id: AgentId) -> None:
+        """NotFound unless the agent exists."""
+        (record,) = await self.state.read_agents(tenant, [agent_id])
+        if record is None:
+            raise NotFound(f"agent {agent_id!r} not found")
+
+    async def set_state(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        state: AgentState,
+        reason: str,
+        actor: str,
+        *,
+        sign_in: bool = False,
+    ) -> None:
+        """Sign in, go available or away, or sign out; offers of an agent who leaves
+        return to the queue."""
+        await self._touch_tenant(tenant)
+        if state is AgentState.AWAY and not reason:
+            raise InvalidArgument("away_reason", "required when the state is AWAY")
+        if state is AgentState.SIGNED_OUT:
+            await self._return_offers(tenant, agent_id, "withdrawn")
+        result = await self.state.set_state(
+            tenant, agent_id, state.value, reason, actor, sign_in=sign_in
+        )
+        if result.code == -4:
+            raise NotFound(f"agent {agent_id!r} not found")
+        if result.code == -3:
+            raise Conflict(
+                f"agent {agent_id!r} holds {result.values[0]} accepted contacts; complete "
+                "them before signing out"
+            )
+        if state is AgentState.AWAY:
+            await self._return_offers(tenant, agent_id, "withdrawn")
+        self.router(tenant).agent_changed(agent_id)
+        log.info(
+            "agent_state_set",
+            tenant=tenant,
+            agent_id=agent_id,
+            state=state.value,
+            reason=reason,
+            actor=actor,
+        )
+
+    async def _return_offers(self, tenant: TenantId, agent_id: AgentId, why: str) -> None:
+        (record,) = await self.state.read_agents(tenant, [agent_id])
+        if record is None:
+            raise NotFound(f"agent {agent_id!r} not found")
+        for contact_id, token in record.contacts.items():
+            fields = await self.state.read_contact(tenant, ContactId(contact_id))
+            if fields.get("status") != ContactStatus.OFFERED.value:
+                continue
+            rec = parse_contact(contact_id, fields)
+            await self.state.release(
+                tenant, rec.id, agent_id, token, rec.contact.issue, rec.contact.channel, why, 0
+            )
+
+    async def heartbeat(self, tenant: TenantId, agent_id: AgentId) -> AgentState:
+        """Renew presence; Conflict if the agent is not signed in."""
+        result = await self.state.heartbeat(tenant, agent_id)
+        if result.code == -4:
+            raise NotFound(f"agent {agent_id!r} not found")
+        if result.code == 0:
+            raise Conflict(f"agent {agent_id!r} is not signed in; call SignIn")
+        return AgentState(str(result.values[0]))
+
+    # --- sweeper ----------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        last_clock_sync = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.sweep_s)
+            try:
+                await self.sweep()
+                if time.monotonic() - last_clock_sync > 30:
+                    last_clock_sync = time.monotonic()
+                    await self.sync_clock()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep sweeping through Redis hiccups
+                log.warning("sweep_failed", error=repr(exc))
+
+    async def sweep(self) -> None:
+        """Expire overdue offers and sign out agents whose presence lapsed, every tenant.
+        Every replica sweeps; the scripts make a second sweep of the same item a no-op."""
+        for tenant in await self.state.tenants():
+            router = self.router(tenant)
+            for contact_id in await self.state.due_offers(tenant):
+                await self.release_expired(tenant, contact_id)
+                router.wake()
+            cutoff = int((self.now() - self.settings.presence_timeout_s) * 1000)
+            for agent_id in await self.state.stale_agents(tenant, cutoff):
+                await self._presence_lapsed(tenant, agent_id)
+
+    async def _presence_lapsed(self, tenant: TenantId, agent_id: AgentId) -> None:
+        log.warning("agent_presence_lapsed", tenant=tenant, agent_id=agent_id)
+        try:
+            await self.set_state(tenant, agent_id, AgentState.SIGNED_OUT, "", "system")
+        except Conflict:
+            # Still holds accepted contacts: stop new offers, keep the contacts.
+            await self.set_state(
+                tenant, agent_id, AgentState.AWAY, "presence_lost", "system", sign_in=False
+            )
+            await self.state.forget_presence(tenant, agent_id)
+        except NotFound:
+            await self.state.forget_presence(tenant, agent_id)
+
+    # --- customers and rules ----------------------------------------------------------
+
+    async def customer(self, tenant: TenantId, customer_id: CustomerId) -> CustomerView:
+        """A customer with newest-first history; NotFound if unknown."""
+        fields, raw = await self.state.read_customer(
+            tenant, customer_id, self.settings.history_length
+        )
+        if not fields:
+            raise NotFound(f"customer {customer_id!r} not found")
+        ids = json.loads(fields.get("identities") or "[]")
+        identities = tuple((i["kind"], i["value"]) for i in ids) if isinstance(ids, list) else ()
+        return CustomerView(
+            id=customer_id,
+            identities=identities,
+            history=tuple(parse_history(r) for r in raw),
+            created_ms=int(fields.get("created_ms") or 0),
+        )
+
+    async def lookup_customer(self, tenant: TenantId, kind: str, value: str) -> CustomerView:
+        """The customer an identity resolves to; NotFound if unknown."""
+        (owner,) = await self.state.identity_owners(tenant, [(kind, value)])
+        if not owner:
+            raise NotFound("no customer with this identity")
+        return await self.customer(tenant, CustomerId(owner))
+
+    async def rules_of(self, tenant: TenantId) -> RuleBook:
+        """The tenant's rule book, as this replica's router holds it (fresh)."""
+        router = self.router(tenant)
+        await router.refresh_rules()
+        return router.rules
+
+
+def _digest(draft: Contact, identities: Sequence[tuple[str, str]]) -> str:
+    payload = json.dumps(
+        [
+            draft.channel.value,
+            draft.issue,
+            draft.priority,
+            draft.language,
+            sorted(draft.attributes.items()),
+            sorted(identities),
+        ]
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _history_hints(
+    history: Sequence[HistoryItem], issue: str
+) -> tuple[AgentId | None, tuple[AgentId, ...]]:
+    """The agent who last handled `issue` for this customer, and every agent who served
+    them, most recent first."""
+    last: AgentId | None = None
+    known: list[AgentId] = []
+    for item in history:
+        if not item.agent_id or item.status != ContactStatus.COMPLETED.value:
+            continue
+        if last is None and item.issue == issue:
+            last = AgentId(item.agent_id)
+        if item.agent_id not in known:
+            known.append(AgentId(item.agent_id))
+    return last, tuple(known[:5])

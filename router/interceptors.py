@@ -1,0 +1,129 @@
+"""Server interceptor: authenticate the API key, check the role, bind the log context,
+time the call, and turn any unexpected exception into one logged INTERNAL.
+
+Health checking and reflection need no key (probes and grpcurl use them as they are).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from grpc import StatusCode
+
+from queues.state import RedisState
+from router.auth import Authenticator, Principal, check_role
+from router.errors import PermissionDenied, Unauthenticated
+from router.principal import current_principal
+
+log = structlog.get_logger(__name__)
+
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+PACKAGE = "/omniroute.v1."
+
+
+def _secret(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, credential = value.partition(" ")
+            return credential.strip() if scheme.lower() == "bearer" else None
+        if key == "x-api-key" and isinstance(value, str):
+            return value.strip()
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """API-key authentication and role check for every Omniroute RPC."""
+
+    def __init__(self, authenticator: Authenticator, state: RedisState) -> None:
+        self._auth = authenticator
+        self._state = state
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method_path: str = details.method
+        if handler is None or not method_path.startswith(PACKAGE):
+            return handler
+        method = method_path[len(PACKAGE) :]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+        try:
+            principal = await self._auth.authenticate(_secret(context.invocation_metadata()))
+            check_role(principal, method)
+        except Unauthenticated as exc:
+            log.warning("rpc_unauthenticated", method=method)
+            await context.abort(StatusCode.UNAUTHENTICATED, str(exc))
+        except PermissionDenied as exc:
+            log.warning("rpc_denied", method=method, tenant=principal.tenant, role=principal.role)
+            await self._state.append_audit(
+                principal.tenant, principal.actor, f"denied:{method}", "", "", str(exc)
+            )
+            await context.abort(StatusCode.PERMISSION_DENIED, str(exc))
+        return principal
+
+    def _bind(self, method: str, principal: Principal) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            tenant=principal.tenant,
+            method=method,
+            role=principal.role.value,
+            request_id=secrets.token_hex(6),
+        )
+
+    def _unary(self, behavior: Any, method: str) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            principal = await self._admit(method, context)
+            self._bind(method, principal)
+            token = current_principal.set(principal)
+            started = time.perf_counter()
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("rpc_failed")
+                await context.abort(StatusCode.INTERNAL, "internal error (logged)")
+            finally:
+                current_principal.reset(token)
+                log.debug("rpc_done", ms=round((time.perf_counter() - started) * 1000, 3))
+
+        return wrapper
+
+    def _stream(self, behavior: Any, method: str) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            principal = await self._admit(method, context)
+            self._bind(method, principal)
+            token = current_principal.set(principal)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("rpc_failed")
+                await context.abort(StatusCode.INTERNAL, "internal error (logged)")
+            finally:
+                current_principal.reset(token)
+
+        return wrapper

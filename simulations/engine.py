@@ -1,0 +1,412 @@
+"""The discrete-event loop: contacts arrive, wait, abandon, are served and come back.
+
+Agents live in the core's `Floor` and every decision is the core's: `pick_agent` at an
+arrival, at a relaxation threshold and when an agent frees a slot, with the rule the live
+service uses (``Plan.rule`` is ``router.assign.rule_for``). The engine only chooses *when* to
+ask, as the live routing pass does: after each pass no waiting contact has an eligible agent,
+so an event can only open the contacts it touches --
+
+* an arrival: only the new contact may have an eligible agent;
+* a relaxation threshold: only that contact's requirements changed;
+* a freed slot or an agent signing in: only that agent gained room. Within a waiting group
+  (issue, channel, priority, language) the oldest contact is the most relaxed, so the head of
+  each group is the only one to try; the best-ranked eligible head (``queue_rank``) goes to
+  ``pick_agent``, exactly what ``assign`` would give it.
+
+Events are a heap of (time, seq, kind, payload); first contacts come from a presorted list.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from router.assign import Decision, Floor, pick_agent, queue_rank
+from router.domain import Agent, AgentId, AgentState, Channel, Contact, ContactId, CustomerId
+from router.rules import Rule
+from router.scoring import eligible
+from simulations.models import Exponential, poisson_arrivals
+from simulations.plan import History, Plan
+from simulations.runlog import ABANDONED, ANSWERED, UNANSWERED, RunLog
+from simulations.waiting import Job, WaitingRoom
+
+DEPART, ABANDON, RELAX, ON, OFF, RETURN = range(6)
+#: A progress callback receives the fraction of simulated time done.
+Progress = Callable[[float], None]
+
+
+class Engine:
+    """One run of a plan with one seed. Build, then `run()` once."""
+
+    def __init__(self, plan: Plan, seed: int = 0, progress: Progress | None = None) -> None:
+        self.plan = plan
+        self.seed = seed
+        self._progress = progress
+        self._rules: dict[str, Rule] = {issue: plan.rule(issue) for issue in plan.issues()}
+        self._journey_rng = random.Random(f"{seed}:journeys")
+        self.log = RunLog.empty(plan)
+        self._issue_index = {issue: i for i, issue in enumerate(self.log.issues)}
+        self._channel_index = {ch: i for i, ch in enumerate(self.log.channels)}
+        self._events: list[tuple[float, int, int, object]] = []
+        self._seq = 0
+        self.floor = Floor()
+        self._specs = {spec.id: spec for spec in plan.agents}
+        self._group_index = {g: i for i, g in enumerate(self.log.groups)}
+        self._in_hand: dict[AgentId, int] = {}
+        self._busy_since: dict[AgentId, float] = {}
+        self._free: dict[Channel, int] = dict.fromkeys(Channel, 0)
+        self._room = WaitingRoom(self.log, plan.interval_s)
+        self._history: dict[CustomerId, list[tuple[Channel, str, AgentId]]] = {}
+        self._next_id = 0
+        for spec in plan.agents:
+            self.floor.put(Agent(id=spec.id, skills=spec.skills, capacity=spec.capacity))
+            self._in_hand[spec.id] = 0
+            for start, end in spec.on_duty:
+                self._push(start, ON, spec.id)
+                self._push(end, OFF, spec.id)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self) -> RunLog:
+        """Simulate to the end (arrivals stop at the horizon; waiting contacts drain)."""
+        arrivals = self._first_contacts()
+        events = self._events
+        pop = heapq.heappop
+        n, i = len(arrivals), 0
+        horizon = self.plan.horizon_s
+        next_report = horizon / 100.0
+        now = 0.0
+        while i < n or events:
+            if i < n and (not events or arrivals[i][0] <= events[0][0]):
+                now, job = arrivals[i]
+                i += 1
+                self._arrive(job, now)
+            else:
+                now, _, kind, payload = pop(events)
+                if kind == DEPART:
+                    self._depart(payload, now)  # type: ignore[arg-type]
+                elif kind == ABANDON:
+                    self._abandon(payload, now)  # type: ignore[arg-type]
+                elif kind == RELAX:
+                    self._relax(payload, now)  # type: ignore[arg-type]
+                elif kind == ON:
+                    self._sign_in(payload, now)  # type: ignore[arg-type]
+                elif kind == OFF:
+                    self._sign_out(payload, now)  # type: ignore[arg-type]
+                else:
+                    self._arrive(payload, now)  # type: ignore[arg-type]
+            if self._progress is not None and now >= next_report:
+                self._progress(min(1.0, now / horizon))
+                next_report = now + horizon / 100.0
+        self.log.end_s = max(horizon, now)
+        self._room.close(self.log.end_s)
+        for job in self._room.all_waiting():
+            self._finish(job, UNANSWERED, self.log.end_s - job.contact.arrived_at)
+        self._close_busy()
+        return self.log
+
+    def _push(self, t: float, kind: int, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (t, self._seq, kind, payload))
+
+    # -- contacts -----------------------------------------------------------------------
+
+    def _first_contacts(self) -> list[tuple[float, Job]]:
+        """All first contacts, sorted; handle times and patience drawn per stream so that
+        two variants of a plan see the same customers (common random numbers)."""
+        plan, items = self.plan, []
+        for k, stream in enumerate(plan.streams):
+            rng = random.Random(f"{self.seed}:stream:{k}")
+            times = poisson_arrivals(stream, plan.horizon_s, rng)
+            draw_h, draw_p = stream.handle.sample, stream.patience.sample
+            for t in times:
+                items.append(
+                    (
+                        t,
+                        k,
+                        stream.issue,
+                        stream.channel,
+                        stream.priority,
+                        stream.language,
+                        None,
+                        draw_h(rng),
+                        draw_p(rng),
+                    )
+                )
+        rng = random.Random(f"{self.seed}:replay")
+        fallback = Exponential(300.0)
+        for k, rc in enumerate(plan.replay):
+            handle_s = rc.handle_s
+            if handle_s is None:
+                handle_s = plan.issue_handle.get(rc.issue, fallback).sample(rng)
+            patience_s = rc.patience_s
+            if rc.extra_patience_rate > 0:
+                patience_s += rng.expovariate(rc.extra_patience_rate)
+            items.append((rc.arrived_at, len(plan.streams) + k, rc.issue, rc.channel,
+                          rc.priority, "", rc.customer_id, handle_s, patience_s))
+        items.sort(key=lambda item: (item[0], item[1]))
+        out: list[tuple[float, Job]] = []
+        for t, _, issue, channel, priority, language, customer, handle_s, patience_s in items:
+            contact = self._contact(t, issue, channel, priority, language, customer)
+            out.append((t, Job(contact, handle_s, patience_s, 0, channel)))
+        return out
+
+    def _contact(
+        self,
+        t: float,
+        issue: str,
+        channel: Channel,
+        priority: int,
+        language: str,
+        customer: CustomerId | None,
+    ) -> Contact:
+        self._next_id += 1
+        contact_id = ContactId(f"c{self._next_id:09d}")
+        if customer is None:
+            customer = CustomerId(contact_id)
+        last, known = self._visible_agents(customer, channel, issue)
+        return Contact(
+            id=contact_id,
+            channel=channel,
+            issue=issue,
+            arrived_at=t,
+            priority=priority,
+            language=language,
+            customer_id=customer,
+            last_agent_id=last,
+            known_agent_ids=known,
+        )
+
+    def _visible_agents(
+        self, customer: CustomerId, channel: Channel, issue: str
+    ) -> tuple[AgentId | None, tuple[AgentId, ...]]:
+        """What routing may know from the history: last agent on this issue, and all agents
+        who served the customer, most recent first -- as far as the history is visible."""
+        entries = self._history.get(customer)
+        if not entries or self.plan.history is History.NONE:
+            return None, ()
+        if self.plan.history is History.PER_CHANNEL:
+            entries = [e for e in entries if e[0] == channel]
+        last = next((a for ch, iss, a in reversed(entries) if iss == issue), None)
+        known = tuple(dict.fromkeys(a for _, _, a in reversed(entries)))
+        return last, known
+
+    def _arrive(self, job: Job, now: float) -> None:
+        contact = job.contact
+        job.index = self.log.add_contact(
+            now,
+            self._issue_index[contact.issue],
+            self._channel_index[contact.channel],
+            job.journey_step > 0,
+            job.first_channel != contact.channel,
+        )
+        rule = self._rules[contact.issue]
+        if self._free[contact.channel] > 0:
+            decision = pick_agent(contact, self.floor, rule, now)
+            if decision is not None:
+                self._start(job, decision, now)
+                return
+        self._room.enter(job, rule, now)
+        if job.patience_s < math.inf:
+            self._push(now + job.patience_s, ABANDON, job)
+        for step in rule.steps:
+            if step.after_s < job.patience_s:
+                self._push(now + step.after_s, RELAX, job)
+
+    def _relax(self, job: Job, now: float) -> None:
+        """A waiting contact crossed a relaxation threshold: it may now fit an agent. Other
+        contacts crossing one at the same instant are decided together, in queue order."""
+        batch = [job]
+        while self._events and self._events[0][0] == now and self._events[0][2] == RELAX:
+            batch.append(heapq.heappop(self._events)[3])  # type: ignore[arg-type]
+        batch = [j for j in batch if j.waiting]
+        batch.sort(key=lambda j: queue_rank(j.contact, self._rules[j.contact.issue]))
+        for waiting in batch:
+            if self._free[waiting.contact.channel] > 0:
+                decision = pick_agent(
+                    waiting.contact, self.floor, self._rules[waiting.contact.issue], now
+                )
+                if decision is not None:
+                    self._room.leave(waiting, now)
+                    self._start(waiting, decision, now)
+
+    def _abandon(self, job: Job, now: float) -> None:
+        if not job.waiting:
+            return
+        self._room.leave(job, now)
+        self._finish(job, ABANDONED, now - job.contact.arrived_at)
+        journeys = self.plan.journeys
+        if journeys.abandon_retry > 0 and self._journey_rng.random() < journeys.abandon_retry:
+            self._come_back(job, now)
+
+    def _start(self, job: Job, decision: Decision, now: float) -> None:
+        """Give `job` to the decided agent: the simulator's commit of a routing decision."""
+        agent_id, channel = decision.agent.id, job.contact.channel
+        job.agent_id = agent_id
+        self.log.answer(
+            job.index, now - job.contact.arrived_at, self._group_index[self._specs[agent_id].group]
+        )
+        self.floor.reserve(agent_id, channel, now)
+        in_hand = self._in_hand[agent_id] + 1
+        self._in_hand[agent_id] = in_hand
+        if in_hand == 1:
+            self._busy_since[agent_id] = now
+        self._refresh(decision.agent, agent_id)
+        self._push(now + job.handle_s, DEPART, job)
+
+    def _depart(self, job: Job, now: float) -> None:
+        agent_id = job.agent_id
+        assert agent_id is not None
+        contact = job.contact
+        before = self.floor.get(agent_id)
+        assert before is not None
+        self.floor.release(agent_id, contact.channel)
+        in_hand = self._in_hand[agent_id] - 1
+        self._in_hand[agent_id] = in_hand
+        if in_hand == 0:
+            self._add_busy(agent_id, self._busy_since.pop(agent_id), now)
+        self._refresh(before, agent_id)
+        self._resolve(job, before, now)
+        self._offer(agent_id, now)
+
+    def _resolve(self, job: Job, agent: Agent, now: float) -> None:
+        """Did the contact solve the customer's problem? If not, the customer comes back."""
+        contact = job.contact
+        customer = contact.customer_id
+        assert customer is not None
+        entries = self._history.setdefault(customer, [])
+        journeys = self.plan.journeys
+        resolved = True
+        if journeys.enabled:
+            history = self.plan.history
+            sees = bool(entries) and (
+                history is History.SHARED
+                or (
+                    history is History.PER_CHANNEL and any(e[0] == contact.channel for e in entries)
+                )
+            )
+            rule = self._rules[contact.issue]
+            level = max((agent.skills.get(s, 0) for s in rule.skills), default=3)
+            chance = journeys.base + journeys.per_level * (level - 3)
+            chance += journeys.with_history if sees else 0.0
+            chance += journeys.same_agent if contact.last_agent_id == agent.id else 0.0
+            resolved = self._journey_rng.random() < chance
+        entries.append((contact.channel, contact.issue, agent.id))
+        self.log.resolved[job.index] = int(resolved)
+        if not resolved:
+            self._come_back(job, now)
+
+    def _come_back(self, job: Job, now: float) -> None:
+        journeys, rng = self.plan.journeys, self._journey_rng
+        if job.journey_step + 1 >= journeys.max_contacts:
+            return
+        t = now + journeys.return_delay.sample(rng)
+        channel = job.contact.channel
+        if journeys.switch_to and rng.random() < journeys.switch_channel:
+            options = [(ch, w) for ch, w in journeys.switch_to.items() if ch != channel]
+            if options:
+                channel = rng.choices([o[0] for o in options], [o[1] for o in options])[0]
+        if t >= self.plan.horizon_s:
+            self.log.returns_after_horizon += 1
+            return
+        old = job.contact
+        handle, patience = self.plan.handle_patience(old.issue, channel)
+        contact = self._contact(t, old.issue, channel, old.priority, old.language, old.customer_id)
+        comeback = Job(
+            contact,
+            handle.sample(rng),
+            patience.sample(rng),
+            job.journey_step + 1,
+            job.first_channel,
+        )
+        self._push(t, RETURN, comeback)
+
+    def _finish(self, job: Job, outcome: int, wait_s: float) -> None:
+        self.log.outcome[job.index] = outcome
+        self.log.wait_s[job.index] = wait_s
+
+    # -- agents -------------------------------------------------------------------------
+
+    def _sign_in(self, agent_id: AgentId, now: float) -> None:
+        agent = self.floor.get(agent_id)
+        assert agent is not None
+        if agent.state is AgentState.AVAILABLE:
+            return
+        self.floor.put(replace(agent, state=AgentState.AVAILABLE, idle_since=now))
+        self._refresh(agent, agent_id)
+        self._offer(agent_id, now)
+
+    def _sign_out(self, agent_id: AgentId, now: float) -> None:
+        """End of a period on duty: contacts in hand are finished, no new ones taken."""
+        agent = self.floor.get(agent_id)
+        assert agent is not None
+        self.floor.put(replace(agent, state=AgentState.AWAY))
+        self._refresh(agent, agent_id)
+
+    def _refresh(self, before: Agent, agent_id: AgentId) -> None:
+        """Keep free-slot counts per channel (a shortcut: no free slot, no decision to ask
+        for) and, for exclusive-channel agents, close the other channels while busy."""
+        after = self.floor.get(agent_id)
+        assert after is not None
+        spec = self._specs[agent_id]
+        if spec.exclusive_channels:
+            busy = [ch for ch, n in after.load.items() if n > 0]
+            capacity = {ch: (n if not busy or ch in busy else 0) for ch, n in spec.capacity.items()}
+            if capacity != after.capacity:
+                after = replace(after, capacity=capacity)
+                self.floor.put(after)
+        free = self._free
+        if before.is_available:
+            for ch in before.capacity:
+                free[ch] -= before.free_slots(ch)
+        if after.is_available:
+            for ch in after.capacity:
+                free[ch] += after.free_slots(ch)
+
+    def _offer(self, agent_id: AgentId, now: float) -> None:
+        """An agent gained room: give it the best-ranked waiting contact it is eligible for,
+        as decided by `pick_agent`, until it is full or nothing fits."""
+        room = self._room
+        while room.count:
+            agent = self.floor.get(agent_id)
+            assert agent is not None
+            if not agent.is_available:
+                return
+            best: tuple[tuple[int, float, float, str], Job, Rule] | None = None
+            for channel in agent.capacity:
+                if agent.free_slots(channel) == 0:
+                    continue
+                for head in room.heads(channel):
+                    rule = self._rules[head.contact.issue]
+                    if not eligible(agent, head.contact, rule.requirements(head.contact, now)):
+                        continue
+                    rank = queue_rank(head.contact, rule)
+                    if best is None or rank < best[0]:
+                        best = (rank, head, rule)
+            if best is None:
+                return
+            _, job, rule = best
+            decision = pick_agent(job.contact, self.floor, rule, now)
+            if decision is None:  # pragma: no cover - eligible() said yes a moment ago
+                return
+            room.leave(job, now)
+            self._start(job, decision, now)
+
+    def _add_busy(self, agent_id: AgentId, since: float, until: float) -> None:
+        """Busy time counts within the horizon only, like time on duty (occupancy)."""
+        horizon = self.plan.horizon_s
+        group = self._group_index[self._specs[agent_id].group]
+        self.log.busy_s[group] += max(0.0, min(until, horizon) - min(since, horizon))
+
+    def _close_busy(self) -> None:
+        for agent_id, since in self._busy_since.items():
+            self._add_busy(agent_id, since, self.log.end_s)
+
+
+def simulate(plan: Plan, seed: int = 0, progress: Progress | None = None) -> RunLog:
+    """Run `plan` once with `seed`: the same seed gives the same log."""
+    return Engine(plan, seed, progress).run()

@@ -1,0 +1,291 @@
+"""Scenarios: a planner's YAML file, checked field by field, turned into a `Plan`.
+
+Every mistake is reported as ``file:line: field: problem``. Durations are seconds or
+``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"08:30"``. The schema (``simulations/examples/``
+has complete files)::
+
+    name: my-day                      # required
+    description: free text
+    mode: simulate                    # simulate | headline (silos vs omnichannel)
+    seed: 1                           # same seed, same figures
+    replications: 5                   # independent runs, for 95% confidence intervals
+    horizon: 10h                      # arrivals stop then; waiting contacts still drain
+    interval: 15m                     # reporting interval, and the step of `per_hour` lists
+    warmup: 0                         # contacts arriving earlier are left out of totals
+    policy: rules                     # rules | omniroute | longest_idle | best_skill | sticky
+    weights: {proficiency: 1, idle: 1, occupancy: 0.5, affinity: 2}   # overrides policy
+    history: shared                   # shared | per_channel | none (what agents can see)
+    target_service_level: 0.8         # for the staffing requirement and `agents needed`
+    streams:                          # required: who arrives, when, and how long they take
+      - {issue: billing, channel: voice, per_hour: 120,       # or a list, one per interval
+         handle: {dist: lognormal, mean: 5m, sd: 4m},         # exponential|lognormal|
+         patience: {dist: exponential, mean: 3m},             #   empirical (values)|fixed
+         priority: 0, language: he}                           # patience omitted: never
+    rules:                            # optional; an issue without one needs skill <issue>
+      - {issue: billing, skills: {billing: 2}, service_level: 0.8, targets: {voice: 20s},
+         steps: [{after: 30s, skills: {billing: 1}}]}
+    agents:                           # required
+      - {group: blended, count: 12, skills: {billing: 3}, capacity: {voice: 1, chat: 2},
+         exclusive_channels: true, shifts: [{start: 0, end: 8h, breaks: [{at: 4h, length: 30m}]}]}
+    journeys:                         # optional: unresolved contacts come back
+      {base: 0.75, per_level: 0.04, with_history: 0.12, same_agent: 0.03,
+       return_delay: {dist: exponential, mean: 2h}, switch_channel: 0.4,
+       switch_to: {voice: 1, chat: 1}, abandon_retry: 0.3, max_contacts: 4}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+
+from router.domain import MAX_PRIORITY, MAX_PROFICIENCY, AgentId, Channel
+from router.errors import InvalidArgument
+from router.rules import RelaxationStep, Rule, RuleBook, Weights, check_name, validate_rule
+from simulations.models import (
+    NEVER,
+    Break,
+    Distribution,
+    Empirical,
+    Exponential,
+    Fixed,
+    Lognormal,
+    Shift,
+    Stream,
+    merge_periods,
+)
+from simulations.plan import POLICY_WEIGHTS, AgentSpec, History, Journeys, Plan
+from simulations.yamlfields import Field, ScenarioError, compose
+
+MODES = ("simulate", "headline")
+_TOP = {"name", "description", "mode", "seed", "replications", "horizon", "interval", "warmup",
+        "policy", "weights", "history", "target_service_level", "streams", "rules", "agents",
+        "journeys"}
+_CHANNELS = tuple(ch.value for ch in Channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A checked scenario: the plan to run and how to run it."""
+
+    name: str
+    description: str
+    mode: str
+    seed: int
+    replications: int
+    target_service_level: float
+    plan: Plan
+    source: str
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and check a scenario file; ScenarioError names the line and field at fault."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(str(path), 0, "(file)", f"cannot read: {exc.strerror}") from exc
+    return parse_scenario(text, str(path))
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Check a scenario given as YAML text."""
+    top = compose(text, source).mapping(_TOP, {"name", "streams", "agents", "horizon"})
+    horizon = top["horizon"].duration(positive=True)
+    interval = top["interval"].duration(positive=True) if "interval" in top else 900.0
+    policy = top["policy"].choice(tuple(POLICY_WEIGHTS)) if "policy" in top else "rules"
+    weights = _weights(top["weights"]) if "weights" in top else POLICY_WEIGHTS[policy]
+    streams = tuple(_stream(f, interval, horizon) for f in top["streams"].sequence(True))
+    rules = RuleBook(_rule(f) for f in top["rules"].sequence()) if "rules" in top else RuleBook()
+    agents = tuple(a for f in top["agents"].sequence(True) for a in _agents(f, horizon))
+    plan = Plan(
+        agents=agents, rules=rules, horizon_s=horizon, interval_s=interval, streams=streams,
+        warmup_s=top["warmup"].duration() if "warmup" in top else 0.0,
+        journeys=_journeys(top["journeys"]) if "journeys" in top else Journeys(),
+        history=History(top["history"].choice(tuple(h.value for h in History)))
+        if "history" in top else History.SHARED,
+        weights=weights, name=top["name"].text(),
+    )
+    _check_coverage(plan, top)
+    return Scenario(
+        name=plan.name,
+        description=str(top["description"].scalar() or "") if "description" in top else "",
+        mode=top["mode"].choice(MODES) if "mode" in top else "simulate",
+        seed=top["seed"].integer(0, 2**31) if "seed" in top else 1,
+        replications=top["replications"].integer(1, 1000) if "replications" in top else 5,
+        target_service_level=top["target_service_level"].number(0.01, 1.0)
+        if "target_service_level" in top else 0.8,
+        plan=plan, source=source,
+    )
+
+
+def _name(field: Field) -> str:
+    try:
+        return check_name(field.path, field.text())
+    except InvalidArgument as exc:
+        raise field.error(exc.problem) from exc
+
+
+def _channel(field: Field) -> Channel:
+    return Channel(field.choice(_CHANNELS))
+
+
+def distribution(field: Field) -> Distribution:
+    """A duration model: {dist: exponential|lognormal|empirical|fixed, mean, sd, values}."""
+    if field.is_scalar() and field.scalar() == "never":
+        return NEVER
+    spec = field.mapping({"dist", "mean", "sd", "values"}, {"dist"})
+    kind = spec["dist"].choice(("exponential", "lognormal", "empirical", "fixed"))
+    if kind == "empirical":
+        if "values" not in spec:
+            raise field.error("an empirical distribution needs 'values' (a list of durations)")
+        values = tuple(v.duration() for v in spec["values"].sequence(True))
+        if not any(values):
+            raise spec["values"].error("needs at least one positive duration")
+        return Empirical(values)
+    if "mean" not in spec:
+        raise field.error(f"a {kind} distribution needs 'mean'")
+    mean = spec["mean"].duration(positive=True)
+    if kind == "exponential":
+        return Exponential(mean)
+    if kind == "fixed":
+        return Fixed(mean)
+    if "sd" not in spec:
+        raise field.error("a lognormal distribution needs 'sd' (standard deviation)")
+    return Lognormal(mean, spec["sd"].duration(positive=True))
+
+
+def _stream(field: Field, interval_s: float, horizon_s: float) -> Stream:
+    spec = field.mapping({"issue", "channel", "per_hour", "handle", "patience", "priority",
+                          "language"}, {"issue", "channel", "per_hour", "handle"})
+    rates_field = spec["per_hour"]
+    if rates_field.is_sequence():
+        rates = tuple(r.number(0.0, 1e7) / 3600.0 for r in rates_field.sequence(True))
+        if len(rates) > math.ceil(horizon_s / interval_s):
+            raise rates_field.error(f"{len(rates)} rates for a horizon of "
+                                    f"{math.ceil(horizon_s / interval_s)} intervals")
+    else:
+        rates = (rates_field.number(0.0, 1e7) / 3600.0,)
+    return Stream(
+        issue=_name(spec["issue"]), channel=_channel(spec["channel"]), rates_per_s=rates,
+        interval_s=interval_s if len(rates) > 1 else horizon_s,
+        handle=distribution(spec["handle"]),
+        patience=distribution(spec["patience"]) if "patience" in spec else NEVER,
+        priority=spec["priority"].integer(0, MAX_PRIORITY) if "priority" in spec else 0,
+        language=_name(spec["language"]) if "language" in spec else "",
+    )
+
+
+def _levels(field: Field, allow_zero: bool = False) -> dict[str, int]:
+    levels = {}
+    for skill, value in field.items():
+        try:
+            check_name(value.path, skill)
+        except InvalidArgument as exc:
+            raise value.error(exc.problem) from exc
+        levels[skill] = value.integer(0 if allow_zero else 1, MAX_PROFICIENCY)
+    return levels
+
+
+def _rule(field: Field) -> Rule:
+    spec = field.mapping({"issue", "skills", "service_level", "targets", "steps", "weights",
+                          "description"}, {"issue", "skills"})
+    steps = tuple(
+        RelaxationStep(after_s=s["after"].duration(), min_proficiency=_levels(s["skills"], True))
+        for s in (f.mapping({"after", "skills"}, {"after", "skills"})
+                  for f in spec["steps"].sequence())
+    ) if "steps" in spec else ()
+    targets = {Channel(ch): t.duration(positive=True) for ch, t in spec["targets"].items()
+               if _channel_key(t, ch)} if "targets" in spec else {}
+    rule = Rule(
+        issue=_name(spec["issue"]), skills=MappingProxyType(_levels(spec["skills"])),
+        service_level=spec["service_level"].number(0.01, 1.0) if "service_level" in spec else 0.8,
+        answer_target_s=MappingProxyType(targets), steps=steps,
+        weights=_weights(spec["weights"]) if "weights" in spec else Weights(),
+    )
+    try:
+        return validate_rule(rule)
+    except InvalidArgument as exc:  # the core names the field; we add the line
+        raise field.error(f"{exc.field.removeprefix('rule.')}: {exc.problem}") from exc
+
+
+def _channel_key(value: Field, key: str) -> bool:
+    if key not in _CHANNELS:
+        raise value.error(f"unknown channel {key!r} (expected one of: {', '.join(_CHANNELS)})")
+    return True
+
+
+def _weights(field: Field) -> Weights:
+    names = {"proficiency", "idle", "occupancy", "affinity", "idle_horizon"}
+    spec = field.mapping(names)
+    base = Weights()
+    values = {k: spec[k].number(0.0, 100.0) for k in names - {"idle_horizon"} if k in spec}
+    if "idle_horizon" in spec:
+        values["idle_horizon_s"] = spec["idle_horizon"].duration(positive=True)
+    return replace(base, **values)
+
+
+def _agents(field: Field, horizon_s: float) -> list[AgentSpec]:
+    spec = field.mapping({"group", "count", "skills", "capacity", "exclusive_channels",
+                          "shifts"}, {"group", "count", "skills", "capacity"})
+    group = _name(spec["group"])
+    capacity = {}
+    for ch, value in spec["capacity"].items():
+        _channel_key(value, ch)
+        capacity[Channel(ch)] = value.integer(0, 100)
+    if not any(capacity.values()):
+        raise spec["capacity"].error("the group can take no contact on any channel")
+    periods: list[tuple[float, float]] = []
+    for shift_field in spec["shifts"].sequence(True) if "shifts" in spec else []:
+        s = shift_field.mapping({"start", "end", "breaks"}, {"start", "end"})
+        start, end = s["start"].duration(), s["end"].duration()
+        if end <= start:
+            raise s["end"].error("a shift must end after it starts")
+        breaks = tuple(
+            Break(b["at"].duration(), b["length"].duration(positive=True))
+            for b in (x.mapping({"at", "length"}, {"at", "length"})
+                      for x in s["breaks"].sequence())
+        ) if "breaks" in s else ()
+        periods += Shift(start, end, breaks).on_duty()
+    duty = tuple(merge_periods(periods)) if "shifts" in spec else ((0.0, math.inf),)
+    skills = MappingProxyType(_levels(spec["skills"]))
+    count = spec["count"].integer(0, 100_000)
+    exclusive = spec["exclusive_channels"].boolean() if "exclusive_channels" in spec else False
+    return [AgentSpec(AgentId(f"{group}-{k:04d}"), group, skills, MappingProxyType(capacity),
+                      duty, exclusive) for k in range(count)]
+
+
+def _journeys(field: Field) -> Journeys:
+    spec = field.mapping({"base", "per_level", "with_history", "same_agent", "return_delay",
+                          "switch_channel", "switch_to", "abandon_retry", "max_contacts"})
+    probability = {k: spec[k].number(0.0, 1.0) for k in
+                   ("base", "per_level", "with_history", "same_agent", "switch_channel",
+                    "abandon_retry") if k in spec}
+    switch_to = {}
+    if "switch_to" in spec:
+        for ch, weight in spec["switch_to"].items():
+            _channel_key(weight, ch)
+            switch_to[Channel(ch)] = weight.number(0.0, 1e6)
+    journeys = Journeys(
+        **probability,
+        switch_to=switch_to,
+        max_contacts=spec["max_contacts"].integer(1, 100) if "max_contacts" in spec else 4,
+    )
+    if "return_delay" in spec:
+        journeys = replace(journeys, return_delay=distribution(spec["return_delay"]))
+    return journeys
+
+
+def _check_coverage(plan: Plan, top: dict[str, Field]) -> None:
+    """Every stream must be servable by some agent group, or the scenario is a mistake."""
+    for k, stream in enumerate(plan.streams):
+        rule = plan.rule(stream.issue)
+        required = rule.required_at(math.inf)
+        if stream.language and rule.require_language:
+            required.setdefault(f"lang.{stream.language}", 1)
+        if not any(a.capacity.get(stream.channel, 0) > 0
+                   and all(a.skills.get(s, 0) >= lv for s, lv in required.items())
+                   for a in plan.agents):
+            field = top["streams"].sequence()[k]
+            raise field.error(f"no agent group can take {stream.issue!r} on {stream.channel} "
+                              f"(needs {dict(required)} and {stream.channel} capacity)")

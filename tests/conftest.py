@@ -1,0 +1,50 @@
+"""Fixtures shared by every test: one real Redis server per run, flushed for each test.
+
+`REDIS_URL` points the tests at an existing server (it is FLUSHALLed: never use one that
+holds data you want); without it an embedded, non-persistent `redis-server` is started once
+per run on a free loopback port and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+import redis.asyncio
+
+from queues.embedded import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the Redis server for this run: `REDIS_URL`, else an embedded one."""
+    external = os.environ.get("REDIS_URL")
+    if external:
+        yield external
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A synchronous client (str replies) on an empty database."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushall()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """An asyncio client (str replies) on an empty database, closed after the test."""
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    await client.flushall()
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,39 @@
+"""The simulator against queueing theory: M/M/c (Erlang C) and M/M/c+M (Erlang A).
+
+Each check runs seeded replications and asks that the formula's value lies within the 95%
+confidence interval of the simulated mean. Seeded, so the outcome is the same every run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simulations.erlang import asa_c, erlang_a, occupancy, service_level_c
+from simulations.models import Exponential
+from simulations.results import replicate
+from tests.sim.sim_plans import mmc_plan
+
+RATE, AHT, SERVERS = 4.0 / 60.0, 60.0, 5  # 4 Erlangs on 5 agents: occupancy 80%
+
+
+def test_mmc_reproduces_erlang_c_within_confidence_interval() -> None:
+    plan = mmc_plan(RATE, AHT, SERVERS, horizon_s=12 * 3600.0, warmup_s=1800.0)
+    reps = replicate(plan, replications=20, seed=11)
+    sl, asa = reps.total("service_level"), reps.total("asa_s")
+    assert sl.covers(service_level_c(RATE, AHT, SERVERS, 20.0)), sl
+    assert asa.covers(asa_c(RATE, AHT, SERVERS)), asa
+    assert reps.occupancy("g").covers(occupancy(RATE, AHT, SERVERS)), reps.occupancy("g")
+    assert sl.half_width < 0.04 and asa.half_width < 0.2 * asa.mean  # the check has teeth
+
+
+@pytest.mark.parametrize("patience_s", [60.0, 300.0])
+def test_mmc_with_abandonment_reproduces_erlang_a(patience_s: float) -> None:
+    rate = 5.0 / 60.0  # 5 Erlangs on 5 agents: only abandonment keeps the queue finite
+    plan = mmc_plan(rate, AHT, SERVERS, horizon_s=4 * 3600.0, warmup_s=1800.0,
+                    patience=Exponential(patience_s))
+    reps = replicate(plan, replications=20, seed=5)
+    theory = erlang_a(rate, AHT, patience_s, SERVERS, 20.0)
+    assert reps.total("abandon_rate").covers(theory.abandon_rate), reps.total("abandon_rate")
+    assert reps.total("service_level").covers(theory.service_level), reps.total("service_level")
+    assert reps.total("asa_s").covers(theory.asa_s), reps.total("asa_s")
+    assert reps.total("abandon_rate").mean > 0.02
