@@ -73,6 +73,9 @@ class RedisState:
         history_length: int = 50,
     ) -> None:
         self.redis = redis
+        # The client decodes replies (decode_responses=True), which redis-py's type hints
+        # cannot express; commands go through this untyped alias and results are typed here.
+        self._r: Any = redis
         self.audit_maxlen = audit_maxlen
         self.idempotency_ttl_s = idempotency_ttl_s
         self.history_length = history_length
@@ -83,7 +86,7 @@ class RedisState:
     async def load_scripts(self) -> None:
         """Load every script now, so the service is ready before it says it is serving."""
         for name in SCRIPT_NAMES:
-            await self.redis.script_load(read_lua(name))
+            await self._r.script_load(read_lua(name))
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> ScriptResult:
         return _result(await self._scripts[name](keys=list(keys_), args=list(args)))
@@ -92,23 +95,23 @@ class RedisState:
 
     async def server_info(self) -> dict[str, Any]:
         """INFO server and the eviction policy, for startup checks and logs."""
-        info: dict[str, Any] = await self.redis.info("server")
-        policy = await self.redis.config_get("maxmemory-policy")
+        info: dict[str, Any] = await self._r.info("server")
+        policy = await self._r.config_get("maxmemory-policy")
         info["maxmemory_policy"] = policy.get("maxmemory-policy", "")
         return info
 
     async def now_ms(self) -> int:
         """Redis's clock, the one offer deadlines are measured on."""
-        seconds, micros = await self.redis.time()
+        seconds, micros = await self._r.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def register_tenant(self, tenant: TenantId) -> None:
         """Remember the tenant so that the sweepers visit it."""
-        await self.redis.sadd(keys.TENANTS, tenant)
+        await self._r.sadd(keys.TENANTS, tenant)
 
     async def tenants(self) -> list[TenantId]:
         """Every tenant with state."""
-        return [TenantId(t) for t in await self.redis.smembers(keys.TENANTS)]
+        return [TenantId(t) for t in await self._r.smembers(keys.TENANTS)]
 
     # --- contacts ---------------------------------------------------------------------
 
@@ -149,7 +152,7 @@ class RedisState:
 
     async def read_contact(self, tenant: TenantId, contact_id: ContactId) -> dict[str, str]:
         """The contact's hash (empty if unknown)."""
-        return dict(await self.redis.hgetall(keys.contact(tenant, contact_id)))
+        return dict(await self._r.hgetall(keys.contact(tenant, contact_id)))
 
     async def read_contacts(
         self, tenant: TenantId, contact_ids: Sequence[str]
@@ -157,18 +160,18 @@ class RedisState:
         """Several contacts' hashes in one round trip (empty dicts for unknown ones)."""
         if not contact_ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=False) as pipe:
             for cid in contact_ids:
                 pipe.hgetall(keys.contact(tenant, ContactId(cid)))
             return [dict(h) for h in await pipe.execute()]
 
     async def queue_head(self, tenant: TenantId, count: int) -> list[str]:
         """Ids of the first `count` waiting contacts, in queue order."""
-        return list(await self.redis.zrange(keys.queue(tenant), 0, count - 1))
+        return list(await self._r.zrange(keys.queue(tenant), 0, count - 1))
 
     async def queue_length(self, tenant: TenantId) -> int:
         """Contacts waiting now."""
-        return int(await self.redis.zcard(keys.queue(tenant)))
+        return int(await self._r.zcard(keys.queue(tenant)))
 
     async def reserve(
         self, tenant: TenantId, reservations: Sequence[Reservation], timeout_ms: int
@@ -178,7 +181,7 @@ class RedisState:
         if not reservations:
             return []
         script = self._scripts["reserve_offer"]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=False) as pipe:
             for r in reservations:
                 await script(
                     keys=[
@@ -343,7 +346,7 @@ class RedisState:
         """Contacts whose offer deadline has passed on Redis's clock."""
         now = await self.now_ms()
         return list(
-            await self.redis.zrangebyscore(keys.offers(tenant), "-inf", now, start=0, num=limit)
+            await self._r.zrangebyscore(keys.offers(tenant), "-inf", now, start=0, num=limit)
         )
 
     # --- agents -----------------------------------------------------------------------
@@ -425,18 +428,18 @@ class RedisState:
 
     async def stale_agents(self, tenant: TenantId, seen_before_ms: int) -> list[AgentId]:
         """Signed-in agents whose last heartbeat is older than `seen_before_ms`."""
-        ids = await self.redis.zrangebyscore(
+        ids = await self._r.zrangebyscore(
             keys.presence(tenant), "-inf", seen_before_ms, start=0, num=500
         )
         return [AgentId(a) for a in ids]
 
     async def forget_presence(self, tenant: TenantId, agent_id: AgentId) -> None:
         """Stop watching an agent's heartbeat (it lapsed and was dealt with)."""
-        await self.redis.zrem(keys.presence(tenant), agent_id)
+        await self._r.zrem(keys.presence(tenant), agent_id)
 
     async def agent_ids(self, tenant: TenantId) -> list[AgentId]:
         """Every agent id of the tenant, sorted."""
-        return sorted(AgentId(a) for a in await self.redis.smembers(keys.agents(tenant)))
+        return sorted(AgentId(a) for a in await self._r.smembers(keys.agents(tenant)))
 
     async def read_agents(
         self, tenant: TenantId, agent_ids: Sequence[AgentId]
@@ -444,7 +447,7 @@ class RedisState:
         """Agents with load and contacts in hand, in one round trip (None if unknown)."""
         if not agent_ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=False) as pipe:
             for a in agent_ids:
                 pipe.hgetall(keys.agent(tenant, a))
                 pipe.hgetall(keys.agent_load(tenant, a))
@@ -495,15 +498,15 @@ class RedisState:
 
     async def read_rules(self, tenant: TenantId) -> dict[str, str]:
         """Every rule of the tenant as JSON, by issue."""
-        issues = sorted(await self.redis.smembers(keys.rules(tenant)))
+        issues = sorted(await self._r.smembers(keys.rules(tenant)))
         if not issues:
             return {}
-        values = await self.redis.mget([keys.rule(tenant, i) for i in issues])
+        values = await self._r.mget([keys.rule(tenant, i) for i in issues])
         return {i: v for i, v in zip(issues, values, strict=True) if v is not None}
 
     async def read_rule(self, tenant: TenantId, issue: str) -> str | None:
         """One rule as JSON, if any."""
-        value = await self.redis.get(keys.rule(tenant, issue))
+        value = await self._r.get(keys.rule(tenant, issue))
         return None if value is None else str(value)
 
     # --- customers --------------------------------------------------------------------
@@ -514,7 +517,7 @@ class RedisState:
         """The customer id each identity resolves to now ('' when unknown)."""
         if not identities:
             return []
-        values = await self.redis.mget([keys.identity(tenant, k, v) for k, v in identities])
+        values = await self._r.mget([keys.identity(tenant, k, v) for k, v in identities])
         return [v or "" for v in values]
 
     async def resolve_customer(
@@ -540,7 +543,7 @@ class RedisState:
         self, tenant: TenantId, customer_id: CustomerId, history_limit: int
     ) -> tuple[dict[str, str], list[str]]:
         """The customer's hash and its newest history entries (JSON strings)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.customer(tenant, customer_id))
             pipe.lrange(keys.history(tenant, customer_id), 0, history_limit - 1)
             fields, entries = await pipe.execute()
@@ -552,7 +555,7 @@ class RedisState:
         """The newest history entries of several customers, in one round trip."""
         if not customer_ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=False) as pipe:
             for cu in customer_ids:
                 pipe.lrange(keys.history(tenant, cu), 0, limit - 1)
             return [list(x) for x in await pipe.execute()]
@@ -564,8 +567,8 @@ class RedisState:
     ) -> tuple[list[tuple[str, int, int | None]], dict[str, str]]:
         """Per ``issue:channel``: waiting count and oldest arrival (ms); and today's
         counters hash."""
-        names = sorted(await self.redis.smembers(keys.views(tenant)))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        names = sorted(await self._r.smembers(keys.views(tenant)))
+        async with self._r.pipeline(transaction=False) as pipe:
             for name in names:
                 issue, channel = name.rsplit(":", 1)
                 key = keys.view(tenant, issue, Channel(channel))
@@ -581,7 +584,7 @@ class RedisState:
 
     async def presence_counts(self, tenant: TenantId) -> tuple[int, int]:
         """(agents available, agents signed in)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._r.pipeline(transaction=False) as pipe:
             pipe.scard(keys.available(tenant))
             pipe.zcard(keys.presence(tenant))
             available, signed_in = await pipe.execute()
@@ -593,7 +596,7 @@ class RedisState:
         self, tenant: TenantId, actor: str, action: str, target: str, before: str, after: str
     ) -> None:
         """Record an event that no script records (e.g. a denied call)."""
-        await self.redis.xadd(
+        await self._r.xadd(
             keys.audit(tenant),
             {"actor": actor, "action": action, "target": target, "before": before, "after": after},
             maxlen=self.audit_maxlen,
@@ -605,26 +608,26 @@ class RedisState:
     ) -> list[tuple[str, dict[str, str]]]:
         """Audit events newest first, strictly older than `before_id` when given."""
         maximum = f"({before_id}" if before_id else "+"
-        rows = await self.redis.xrevrange(keys.audit(tenant), max=maximum, min="-", count=count)
+        rows = await self._r.xrevrange(keys.audit(tenant), max=maximum, min="-", count=count)
         return [(str(i), dict(f)) for i, f in rows]
 
     # --- API keys ---------------------------------------------------------------------
 
     async def put_api_key(self, tenant: TenantId, key_id: str, record: Mapping[str, Any]) -> None:
         """Store an API key record (digest only, never the secret)."""
-        await self.redis.hset(keys.api_keys(tenant), key_id, json.dumps(dict(record)))
+        await self._r.hset(keys.api_keys(tenant), key_id, json.dumps(dict(record)))
         await self.register_tenant(tenant)
 
     async def get_api_key(self, tenant: TenantId, key_id: str) -> dict[str, Any] | None:
         """One API key record."""
-        raw = await self.redis.hget(keys.api_keys(tenant), key_id)
+        raw = await self._r.hget(keys.api_keys(tenant), key_id)
         return None if raw is None else dict(json.loads(raw))
 
     async def list_api_keys(self, tenant: TenantId) -> dict[str, dict[str, Any]]:
         """Every API key record of the tenant, by key id."""
-        raw = await self.redis.hgetall(keys.api_keys(tenant))
+        raw = await self._r.hgetall(keys.api_keys(tenant))
         return {k: dict(json.loads(v)) for k, v in raw.items()}
 
     async def publish(self, tenant: TenantId, event: Mapping[str, Any]) -> None:
         """Tell every replica that something changed."""
-        await self.redis.publish(keys.events(tenant), json.dumps(dict(event)))
+        await self._r.publish(keys.events(tenant), json.dumps(dict(event)))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from router import logs
+from router.auth import TENANT_RE, Role
 from router.config import Settings
 from router.errors import InvalidArgument
 
@@ -26,6 +27,7 @@ SUBCOMMANDS = {
     "queues": "supervisor: live queue figures per issue and channel",
     "audit": "supervisor: the audit log",
     "keys": "admin: create, list, revoke API keys",
+    "bootstrap": "operator: create a first admin key for a tenant directly in REDIS_URL",
     "simulate": "planner: simulate a scenario with the live routing policy",
     "staff": "planner: Erlang C/A staffing for an interval or a forecast",
 }
@@ -50,19 +52,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from router.demo import main as demo_main
 
-        return demo_main(rest)
+        return int(demo_main(rest))
     if command in ("agents", "skills", "rules", "queues", "audit", "keys"):
         from router.admin_cli import main as admin_main
 
-        return admin_main([command, *rest])
+        return int(admin_main([command, *rest]))
+    if command == "bootstrap":
+        return bootstrap_main(rest)
     if command == "simulate":
         from simulations.cli import main as simulate_main
 
-        return simulate_main(rest)
+        return int(simulate_main(rest))
     if command == "staff":
         from simulations.cli_staff import main as staff_main
 
-        return staff_main(rest)
+        return int(staff_main(rest))
     print(f"omniroute: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
 
@@ -125,3 +129,42 @@ def serve_main(argv: Sequence[str]) -> int:
         return asyncio.run(run(settings))
     except KeyboardInterrupt:
         return 0
+
+
+def bootstrap_main(argv: Sequence[str]) -> int:
+    """``omniroute bootstrap``: the first admin key of a tenant, written straight to Redis
+    (for deployments with REDIS_URL, where no development keys are made)."""
+    p = argparse.ArgumentParser(prog="omniroute bootstrap", description=SUBCOMMANDS["bootstrap"])
+    p.add_argument("--tenant", required=True, help="tenant id, e.g. acme")
+    p.add_argument("--role", default="admin", choices=[r.value for r in Role])
+    p.add_argument("--name", default="bootstrap key", help="label of the key")
+    ns = p.parse_args(argv)
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        print("omniroute bootstrap: set REDIS_URL to the service's Redis", file=sys.stderr)
+        return 2
+    if not TENANT_RE.match(ns.tenant):
+        print(
+            "omniroute bootstrap: --tenant: 1-63 of [a-z0-9-], starting with a letter",
+            file=sys.stderr,
+        )
+        return 2
+    logs.configure(json=True, level="warning")
+    return asyncio.run(_bootstrap(url, ns.tenant, Role(ns.role), ns.name))
+
+
+async def _bootstrap(url: str, tenant: str, role: Role, name: str) -> int:
+    from queues.state import RedisState
+    from router.domain import TenantId
+    from router.server import redis_client
+    from router.supervision import Supervision
+
+    redis = redis_client(url)
+    try:
+        view, secret = await Supervision(RedisState(redis)).create_api_key(
+            TenantId(tenant), role, "", name, "bootstrap"
+        )
+    finally:
+        await redis.aclose()
+    print(f"{view.role.value} key for tenant {tenant} (shown once):\n{secret}")
+    return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -51,13 +52,13 @@ CHANNELS: Mapping[int, Channel] = {
     pb.CHANNEL_WHATSAPP: Channel.WHATSAPP,
     pb.CHANNEL_SOCIAL: Channel.SOCIAL,
 }
-CHANNEL_PB = {v: k for k, v in CHANNELS.items()}
-STATES = {
+CHANNEL_PB: Mapping[Channel, Any] = {v: k for k, v in CHANNELS.items()}
+STATES: Mapping[int, AgentState] = {
     pb.AGENT_STATE_SIGNED_OUT: AgentState.SIGNED_OUT,
     pb.AGENT_STATE_AVAILABLE: AgentState.AVAILABLE,
     pb.AGENT_STATE_AWAY: AgentState.AWAY,
 }
-STATE_PB = {v: k for k, v in STATES.items()}
+STATE_PB: Mapping[AgentState, Any] = {v: k for k, v in STATES.items()}
 CONTACT_STATE_PB = {
     ContactStatus.QUEUED: pb.CONTACT_STATE_QUEUED,
     ContactStatus.OFFERED: pb.CONTACT_STATE_OFFERED,
@@ -65,13 +66,13 @@ CONTACT_STATE_PB = {
     ContactStatus.COMPLETED: pb.CONTACT_STATE_COMPLETED,
     ContactStatus.ABANDONED: pb.CONTACT_STATE_ABANDONED,
 }
-OUTCOMES = {
+OUTCOMES: Mapping[int, str] = {
     pb.OUTCOME_RESOLVED: "resolved",
     pb.OUTCOME_UNRESOLVED: "unresolved",
     pb.OUTCOME_TRANSFERRED: "transferred",
 }
-OUTCOME_PB = {v: k for k, v in OUTCOMES.items()}
-IDENTITY_KINDS = {
+OUTCOME_PB: Mapping[str, Any] = {v: k for k, v in OUTCOMES.items()}
+IDENTITY_KINDS: Mapping[int, str] = {
     pb.IDENTITY_KIND_PHONE: "phone",
     pb.IDENTITY_KIND_EMAIL: "email",
     pb.IDENTITY_KIND_CHAT: "chat",
@@ -79,15 +80,15 @@ IDENTITY_KINDS = {
     pb.IDENTITY_KIND_SOCIAL: "social",
     pb.IDENTITY_KIND_EXTERNAL: "external",
 }
-IDENTITY_PB = {v: k for k, v in IDENTITY_KINDS.items()}
-ROLES = {
+IDENTITY_PB: Mapping[str, Any] = {v: k for k, v in IDENTITY_KINDS.items()}
+ROLES: Mapping[int, Role] = {
     pb.ROLE_PLATFORM: Role.PLATFORM,
     pb.ROLE_AGENT: Role.AGENT,
     pb.ROLE_SUPERVISOR: Role.SUPERVISOR,
     pb.ROLE_PLANNER: Role.PLANNER,
     pb.ROLE_ADMIN: Role.ADMIN,
 }
-ROLE_PB = {v: k for k, v in ROLES.items()}
+ROLE_PB: Mapping[Role, Any] = {v: k for k, v in ROLES.items()}
 
 # --- names ----------------------------------------------------------------------------
 
@@ -475,7 +476,7 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
 
 
 def _weight(name: str, w: pb.ScoringWeights, default: float) -> float:
-    if not w.HasField(name):  # type: ignore[arg-type]
+    if not w.HasField(name):  # type: ignore[arg-type,unused-ignore]
         return default
     value = float(getattr(w, name))
     if not math.isfinite(value) or not 0 <= value <= 100:

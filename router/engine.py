@@ -175,7 +175,8 @@ class Engine:
         rule = rule_for(rules, draft.issue)
         digest = _digest(draft, identities)
         customer_id = await self._resolve_customer(tenant, identities) if identities else None
-        last_agent, known = None, ()
+        last_agent: AgentId | None = None
+        known: tuple[AgentId, ...] = ()
         if customer_id:
             (raw,) = await self.state.read_histories(tenant, [customer_id], 20)
             last_agent, known = _history_hints([parse_history(r) for r in raw], draft.issue)
@@ -474,10 +475,10 @@ class Engine:
                     continue
                 kind, cid, tok = event.get("ev"), str(event.get("c")), int(event.get("tok", 0))
                 if kind == "offered" and (cid, tok) not in sent:
-                    view = await self.offer_view(tenant, agent_id, ContactId(cid))
-                    if view is not None and view.record.token == tok:
+                    fresh = await self.offer_view(tenant, agent_id, ContactId(cid))
+                    if fresh is not None and fresh.record.token == tok:
                         sent.add((cid, tok))
-                        yield view
+                        yield fresh
                 elif kind in ("requeued", "withdrawn"):
                     sent.discard((cid, tok))
                     yield Withdrawal(agent_id, ContactId(cid), tok, str(event.get("why", "")))

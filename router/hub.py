@@ -91,7 +91,7 @@ class Hub:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):  # closing a broken connection
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _resync(self) -> None:
         for router in self._engine.routers.values():

@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 PACKAGE = "/omniroute.v1."
+Handler = grpc.RpcMethodHandler[Any, Any]
+Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 def _secret(metadata: Any) -> str | None:
@@ -36,7 +38,7 @@ def _secret(metadata: Any) -> str | None:
     return None
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """API-key authentication and role check for every Omniroute RPC."""
 
     def __init__(self, authenticator: Authenticator, state: RedisState) -> None:
@@ -45,9 +47,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(details)
         method_path: str = details.method
         if handler is None or not method_path.startswith(PACKAGE):
@@ -67,7 +69,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             )
         return handler
 
-    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+    async def _admit(self, method: str, context: Ctx) -> Principal:
         try:
             principal = await self._auth.authenticate(_secret(context.invocation_metadata()))
             check_role(principal, method)
@@ -92,7 +94,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
     def _unary(self, behavior: Any, method: str) -> Any:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: Ctx) -> Any:
             principal = await self._admit(method, context)
             self._bind(method, principal)
             token = current_principal.set(principal)
@@ -111,7 +113,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapper
 
     def _stream(self, behavior: Any, method: str) -> Any:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: Ctx) -> Any:
             principal = await self._admit(method, context)
             self._bind(method, principal)
             token = current_principal.set(principal)

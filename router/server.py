@@ -92,7 +92,7 @@ class Service:
         self.supervision = Supervision(self.state)
         self.authenticator = Authenticator(self.state)
         self.engine.key_listeners.append(self.authenticator.forget)
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server = grpc.aio.server(
             interceptors=[AuthInterceptor(self.authenticator, self.state)],
             options=[
@@ -143,7 +143,7 @@ class Service:
                 "evicted key would lose a contact or an offer)"
             )
         parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
-        fixed = _FIXED_REDIS.get(parts[:2]) if len(parts) >= 2 else None
+        fixed = _FIXED_REDIS.get((parts[0], parts[1])) if len(parts) >= 2 else None
         if fixed is None or parts < fixed:
             log.warning(
                 "redis_version_has_known_lua_cves",

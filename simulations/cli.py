@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import structlog
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from router.errors import InvalidArgument
@@ -30,7 +30,6 @@ from simulations.results import Replications, replicate
 from simulations.scenario import Scenario, load_scenario
 from simulations.tables import summary_tables
 
-log = structlog.get_logger(__name__)
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: Runs expected to take longer than this many simulated contacts get a progress bar.
 PROGRESS_FROM_CONTACTS = 50_000
@@ -47,8 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headline", action="store_true", help="channel silos vs omnichannel")
-    mode.add_argument("--replay-bank", nargs="?", const="", metavar="LOG", default=None,
-                      help="replay the bank log (default ../shared/data/...)")
+    mode.add_argument(
+        "--replay-bank",
+        nargs="?",
+        const="",
+        metavar="LOG",
+        default=None,
+        help="replay the bank log (default ../shared/data/...)",
+    )
     return parser
 
 
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _headline(scenario, args, console)
         return _simulate(scenario, args, console)
     except InvalidArgument as exc:
-        console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
 
 
@@ -79,21 +84,29 @@ def _override(scenario: Scenario, args: argparse.Namespace) -> Scenario:
     if args.replications is not None and args.replications < 1:
         raise InvalidArgument("--replications", "must be at least 1")
     return replace(
-        scenario, plan=plan,
+        scenario,
+        plan=plan,
         seed=scenario.seed if args.seed is None else args.seed,
         replications=args.replications or scenario.replications,
     )
 
 
 @contextmanager
-def progress_bar(console: Console, label: str, show: bool) -> Iterator[
-        Callable[[float], None] | None]:
+def progress_bar(
+    console: Console, label: str, show: bool
+) -> Iterator[Callable[[float], None] | None]:
     """A rich progress bar fed with fractions done, or None when the run is short."""
     if not show:
         yield None
         return
-    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda done: bar.update(task, completed=done)
 
@@ -113,14 +126,17 @@ def run_scenario(scenario: Scenario, console: Console) -> Replications:
 
 def _simulate(scenario: Scenario, args: argparse.Namespace, console: Console) -> int:
     reps = run_scenario(scenario, console)
-    log.info("simulated", scenario=scenario.name, contacts=reps.contacts,
-             replications=len(reps.runs))
     _outputs(reps, scenario, args, console)
     return 0
 
 
-def _outputs(reps: Replications, scenario: Scenario, args: argparse.Namespace,
-             console: Console, extra: dict[str, Any] | None = None) -> None:
+def _outputs(
+    reps: Replications,
+    scenario: Scenario,
+    args: argparse.Namespace,
+    console: Console,
+    extra: dict[str, Any] | None = None,
+) -> None:
     if args.json:
         data = to_dict(reps, scenario.target_service_level)
         data.update(extra or {})
@@ -157,8 +173,7 @@ def _headline(scenario: Scenario, args: argparse.Namespace, console: Console) ->
 def _replay(args: argparse.Namespace, console: Console) -> int:
     from simulations.replay import bank_scenario, compare_tables, comparison
 
-    scenario = _override(bank_scenario(Path(args.replay_bank) if args.replay_bank else None),
-                         args)
+    scenario = _override(bank_scenario(Path(args.replay_bank) if args.replay_bank else None), args)
     reps = run_scenario(scenario, console)
     rows = comparison(reps, scenario)
     if not args.json:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -31,7 +30,7 @@ from router.rules import Rule
 from router.scoring import eligible
 from simulations.models import Exponential, poisson_arrivals
 from simulations.plan import History, Plan
-from simulations.runlog import ABANDONED, ANSWERED, UNANSWERED, RunLog
+from simulations.runlog import ABANDONED, UNANSWERED, RunLog
 from simulations.waiting import Job, WaitingRoom
 
 DEPART, ABANDON, RELAX, ON, OFF, RETURN = range(6)
@@ -118,7 +117,9 @@ class Engine:
     def _first_contacts(self) -> list[tuple[float, Job]]:
         """All first contacts, sorted; handle times and patience drawn per stream so that
         two variants of a plan see the same customers (common random numbers)."""
-        plan, items = self.plan, []
+        plan = self.plan
+        items: list[tuple[float, int, str, Channel, int, str, CustomerId | None, float, float]]
+        items = []
         for k, stream in enumerate(plan.streams):
             rng = random.Random(f"{self.seed}:stream:{k}")
             times = poisson_arrivals(stream, plan.horizon_s, rng)
@@ -146,8 +147,19 @@ class Engine:
             patience_s = rc.patience_s
             if rc.extra_patience_rate > 0:
                 patience_s += rng.expovariate(rc.extra_patience_rate)
-            items.append((rc.arrived_at, len(plan.streams) + k, rc.issue, rc.channel,
-                          rc.priority, "", rc.customer_id, handle_s, patience_s))
+            items.append(
+                (
+                    rc.arrived_at,
+                    len(plan.streams) + k,
+                    rc.issue,
+                    rc.channel,
+                    rc.priority,
+                    "",
+                    rc.customer_id,
+                    handle_s,
+                    patience_s,
+                )
+            )
         items.sort(key=lambda item: (item[0], item[1]))
         out: list[tuple[float, Job]] = []
         for t, _, issue, channel, priority, language, customer, handle_s, patience_s in items:

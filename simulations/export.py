@@ -18,8 +18,21 @@ from router.domain import Channel
 from simulations.erlang import staff
 from simulations.results import MEASURES, Estimate, Replications
 
-CSV_COLUMNS = ("interval", "start_s", "issue", "channel", "offered", "answered", "abandoned",
-               "service_level", "abandon_rate", "asa_s", "mean_wait_s", "p90_wait_s", "repeats")
+CSV_COLUMNS = (
+    "interval",
+    "start_s",
+    "issue",
+    "channel",
+    "offered",
+    "answered",
+    "abandoned",
+    "service_level",
+    "abandon_rate",
+    "asa_s",
+    "mean_wait_s",
+    "p90_wait_s",
+    "repeats",
+)
 
 
 def clock(seconds: float) -> str:
@@ -33,7 +46,7 @@ def _estimate(e: Estimate) -> dict[str, float | None]:
     def clean(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 6)
 
-    return {"mean": clean(e.mean), "ci95": clean(e.half_width), "n": e.n}  # type: ignore[dict-item]
+    return {"mean": clean(e.mean), "ci95": clean(e.half_width), "n": float(e.n)}
 
 
 def to_dict(reps: Replications, target_service_level: float) -> dict[str, Any]:
@@ -46,10 +59,12 @@ def to_dict(reps: Replications, target_service_level: float) -> dict[str, Any]:
         "contacts_simulated": reps.contacts,
         "target_service_level": target_service_level,
         "total": {m: _estimate(reps.total(m)) for m in MEASURES},
-        "by_issue": {i: {m: _estimate(reps.by_issue(i, m)) for m in MEASURES}
-                     for i in first.issues},
-        "by_channel": {str(c): {m: _estimate(reps.by_channel(c, m)) for m in MEASURES}
-                       for c in first.channels},
+        "by_issue": {
+            i: {m: _estimate(reps.by_issue(i, m)) for m in MEASURES} for i in first.issues
+        },
+        "by_channel": {
+            str(c): {m: _estimate(reps.by_channel(c, m)) for m in MEASURES} for c in first.channels
+        },
         "occupancy": {g: _estimate(reps.occupancy(g)) for g in first.groups},
         "first_contact_resolution": _estimate(reps.extra("first_contact_resolution")),
         "intervals": interval_rows(reps),
@@ -59,7 +74,8 @@ def to_dict(reps: Replications, target_service_level: float) -> dict[str, Any]:
 def interval_rows(reps: Replications) -> list[dict[str, Any]]:
     """One row per (interval, issue, channel) with arrivals, pooled over replications."""
     sums: defaultdict[tuple[int, str, Channel], dict[str, float]] = defaultdict(
-        lambda: defaultdict(float))
+        lambda: defaultdict(float)
+    )
     for run in reps.runs:
         for key, fig in run.cells.items():
             acc = sums[key]
@@ -76,23 +92,30 @@ def interval_rows(reps: Replications) -> list[dict[str, Any]]:
                 acc["p90"] += fig.p90_wait_s
                 acc["p90_n"] += 1
     n = len(reps.runs)
-    rows = []
+    rows: list[dict[str, Any]] = []
     interval_s = reps.plan.interval_s
-    for (k, issue, channel), acc in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1],
-                                                                        str(kv[0][2]))):
+    for (k, issue, channel), acc in sorted(
+        sums.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))
+    ):
         offered, answered = acc["offered"], acc["answered"]
-        waited = answered + acc["abandoned"]
-        rows.append({
-            "interval": clock(k * interval_s), "start_s": k * interval_s, "issue": issue,
-            "channel": str(channel), "offered": offered / n, "answered": answered / n,
-            "abandoned": acc["abandoned"] / n,
-            "service_level": acc["in_target"] / offered if offered else None,
-            "abandon_rate": acc["abandoned"] / offered if offered else None,
-            "asa_s": acc["wait_answered"] / answered if answered else None,
-            "mean_wait_s": acc["wait_all"] / waited if waited else None,
-            "p90_wait_s": acc["p90"] / acc["p90_n"] if acc["p90_n"] else None,
-            "repeats": acc["repeats"] / n,
-        })
+        waited_all = answered + acc["abandoned"]
+        rows.append(
+            {
+                "interval": clock(k * interval_s),
+                "start_s": k * interval_s,
+                "issue": issue,
+                "channel": str(channel),
+                "offered": offered / n,
+                "answered": answered / n,
+                "abandoned": acc["abandoned"] / n,
+                "service_level": acc["in_target"] / offered if offered else None,
+                "abandon_rate": acc["abandoned"] / offered if offered else None,
+                "asa_s": acc["wait_answered"] / answered if answered else None,
+                "mean_wait_s": acc["wait_all"] / waited_all if waited_all else None,
+                "p90_wait_s": acc["p90"] / acc["p90_n"] if acc["p90_n"] else None,
+                "repeats": acc["repeats"] / n,
+            }
+        )
     return rows
 
 
@@ -102,8 +125,16 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row[k] is None else (
-                round(row[k], 4) if isinstance(row[k], float) else row[k])) for k in CSV_COLUMNS})
+            writer.writerow(
+                {
+                    k: (
+                        ""
+                        if row[k] is None
+                        else (round(row[k], 4) if isinstance(row[k], float) else row[k])
+                    )
+                    for k in CSV_COLUMNS
+                }
+            )
 
 
 def requirement(reps: Replications, target_service_level: float) -> list[float]:
@@ -121,8 +152,11 @@ def requirement(reps: Replications, target_service_level: float) -> list[float]:
         streams = [s for s in plan.streams if s.channel == channel]
         weights = [sum(s.rates_per_s) or 1.0 for s in streams]
         means = [s.handle.mean_s for s in streams]
-        aht[channel] = (sum(w * m for w, m in zip(weights, means, strict=True)) / sum(weights)
-                        if streams else 300.0)
+        aht[channel] = (
+            sum(w * m for w, m in zip(weights, means, strict=True)) / sum(weights)
+            if streams
+            else 300.0
+        )
     concurrency: dict[Channel, float] = {}
     for channel in plan.channels():
         caps = [a.capacity.get(channel, 0) for a in plan.agents if a.capacity.get(channel, 0)]
@@ -136,8 +170,9 @@ def requirement(reps: Replications, target_service_level: float) -> list[float]:
                 continue
             rate = count / plan.interval_s
             target = min(plan.rule(i).target_s(channel) for i in plan.issues())
-            need = staff(rate, aht[channel] / concurrency[channel], target,
-                         target_service_level).agents_required
+            need = staff(
+                rate, aht[channel] / concurrency[channel], target, target_service_level
+            ).agents_required
             total += need
         out.append(total)
     return out

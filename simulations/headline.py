@@ -49,8 +49,9 @@ def _split(count: int, shares: Mapping[Channel, float]) -> dict[Channel, int]:
     total = sum(shares.values()) or 1.0
     exact = {ch: count * w / total for ch, w in shares.items()}
     out = {ch: math.floor(x) for ch, x in exact.items()}
-    for ch in sorted(exact, key=lambda c: exact[c] - out[c], reverse=True)[:count - sum(
-            out.values())]:
+    for ch in sorted(exact, key=lambda c: exact[c] - out[c], reverse=True)[
+        : count - sum(out.values())
+    ]:
         out[ch] += 1
     return out
 
@@ -67,10 +68,16 @@ def silo_plan(plan: Plan) -> Plan:
         for channel, n in split.items():
             for _ in range(n):
                 agent = next(it)
-                agents.append(replace(agent, group=f"{group}@{channel}",
-                                      capacity={channel: agent.capacity[channel]}))
-    return replace(plan, agents=tuple(agents), history=History.PER_CHANNEL,
-                   name=f"{plan.name} (silos)")
+                agents.append(
+                    replace(
+                        agent,
+                        group=f"{group}@{channel}",
+                        capacity={channel: agent.capacity[channel]},
+                    )
+                )
+    return replace(
+        plan, agents=tuple(agents), history=History.PER_CHANNEL, name=f"{plan.name} (silos)"
+    )
 
 
 def resized(plan: Plan, counts: Mapping[str, int]) -> Plan:
@@ -86,8 +93,11 @@ def resized(plan: Plan, counts: Mapping[str, int]) -> Plan:
 
 def _meets(plan: Plan, seed: int, target: float, channels: tuple[Channel, ...]) -> bool:
     reps = replicate(plan, SEARCH_REPLICATIONS, seed)
-    return all(reps.by_channel(ch, "service_level").mean >= target for ch in channels
-               if ch in reps.runs[0].channels)
+    return all(
+        reps.by_channel(ch, "service_level").mean >= target
+        for ch in channels
+        if ch in reps.runs[0].channels
+    )
 
 
 def _smallest(meets: Callable[[int], bool], start: int) -> int:
@@ -112,9 +122,13 @@ def needed_omni(plan: Plan, seed: int, target: float) -> int:
     def counts(n: int) -> dict[str, int]:
         return {g: round(n * size / total) for g, size in sizes.items()}
 
-    return sum(counts(_smallest(
-        lambda n: _meets(resized(plan, counts(n)), seed, target, plan.channels()), total)
-    ).values())
+    return sum(
+        counts(
+            _smallest(
+                lambda n: _meets(resized(plan, counts(n)), seed, target, plan.channels()), total
+            )
+        ).values()
+    )
 
 
 def needed_silos(plan: Plan, seed: int, target: float) -> int:
@@ -130,8 +144,12 @@ def needed_silos(plan: Plan, seed: int, target: float) -> int:
         def counts(n: int, team: dict[str, int] = team, base: int = base) -> dict[str, int]:
             return {**sizes, **{g: round(n * size / base) for g, size in team.items()}}
 
-        n = _smallest(lambda n, c=channel, k=counts: _meets(  # type: ignore[misc]
-            resized(plan, k(n)), seed, target, (c,)), base)
+        n = _smallest(
+            lambda n, c=channel, k=counts: _meets(  # type: ignore[misc]
+                resized(plan, k(n)), seed, target, (c,)
+            ),
+            base,
+        )
         needed += sum(counts(n)[g] for g in team)
     return needed
 
@@ -150,17 +168,37 @@ class HeadlineResult:
         """(measure, silos, omni, kind) for the table and the plot."""
         out: list[tuple[str, Estimate, Estimate, str]] = []
         for ch in self.omni.runs[0].channels:
-            out.append((f"service level {ch}", self.silos.by_channel(ch, "service_level"),
-                        self.omni.by_channel(ch, "service_level"), "pct"))
+            out.append(
+                (
+                    f"service level {ch}",
+                    self.silos.by_channel(ch, "service_level"),
+                    self.omni.by_channel(ch, "service_level"),
+                    "pct",
+                )
+            )
         for ch in self.omni.runs[0].channels:
-            out.append((f"ASA {ch}", self.silos.by_channel(ch, "asa_s"),
-                        self.omni.by_channel(ch, "asa_s"), "secs"))
-        for label, measure, kind in (("abandoned", "abandon_rate", "pct"),
-                                     ("repeat contacts", "repeats", "count"),
-                                     ("channel switches", "switches", "count")):
+            out.append(
+                (
+                    f"ASA {ch}",
+                    self.silos.by_channel(ch, "asa_s"),
+                    self.omni.by_channel(ch, "asa_s"),
+                    "secs",
+                )
+            )
+        for label, measure, kind in (
+            ("abandoned", "abandon_rate", "pct"),
+            ("repeat contacts", "repeats", "count"),
+            ("channel switches", "switches", "count"),
+        ):
             out.append((label, self.silos.total(measure), self.omni.total(measure), kind))
-        out.append(("first-contact resolution", self.silos.extra("first_contact_resolution"),
-                    self.omni.extra("first_contact_resolution"), "pct"))
+        out.append(
+            (
+                "first-contact resolution",
+                self.silos.extra("first_contact_resolution"),
+                self.omni.extra("first_contact_resolution"),
+                "pct",
+            )
+        )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -170,14 +208,16 @@ class HeadlineResult:
             "replications": self.scenario.replications,
             "agents_planned": len(self.scenario.plan.agents),
             "agents_needed": {"silos": self.needed_silos, "omnichannel": self.needed_omni},
-            "measures": {label: {"silos": [s.mean, s.half_width], "omnichannel": [o.mean,
-                                                                                  o.half_width]}
-                         for label, s, o, _ in self.rows()},
+            "measures": {
+                label: {"silos": [s.mean, s.half_width], "omnichannel": [o.mean, o.half_width]}
+                for label, s, o, _ in self.rows()
+            },
         }
 
 
-def run_headline(scenario: Scenario, progress: Callable[[float], None] | None = None,
-                 search: bool = True) -> HeadlineResult:
+def run_headline(
+    scenario: Scenario, progress: Callable[[float], None] | None = None, search: bool = True
+) -> HeadlineResult:
     """Run both designs (and, with `search`, the agents-needed search for each)."""
     omni_plan = replace(scenario.plan, history=History.SHARED)
     silos = silo_plan(omni_plan)
@@ -202,16 +242,21 @@ def run_headline(scenario: Scenario, progress: Callable[[float], None] | None = 
 def headline_tables(result: HeadlineResult) -> list[Table]:
     """Silos and Omniroute side by side."""
     fmt = {"pct": pct, "secs": secs, "count": count}
-    table = Table(title=f"{result.scenario.name}: channel silos vs Omniroute "
-                        f"({result.scenario.replications} replications, ± = 95% CI)",
-                  title_justify="left")
+    table = Table(
+        title=f"{result.scenario.name}: channel silos vs Omniroute "
+        f"({result.scenario.replications} replications, ± = 95% CI)",
+        title_justify="left",
+    )
     for column in ("measure", "channel silos", "Omniroute"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     planned = str(len(result.scenario.plan.agents))
     table.add_row("agents on the plan", planned, planned)
     if result.needed_silos is not None:
-        table.add_row(f"agents needed for {result.scenario.target_service_level:.0%} on every "
-                      "channel", str(result.needed_silos), str(result.needed_omni))
+        table.add_row(
+            f"agents needed for {result.scenario.target_service_level:.0%} on every channel",
+            str(result.needed_silos),
+            str(result.needed_omni),
+        )
     for label, silo, omni, kind in result.rows():
         table.add_row(label, fmt[kind](silo), fmt[kind](omni))
     return [table]

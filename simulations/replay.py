@@ -45,8 +45,9 @@ def issue_name(raw: str) -> str:
     return raw.strip().lower()
 
 
-def replay_plan(contacts: Sequence[LoggedContact], name: str = "replay",
-                interval_s: float = 3600.0) -> Plan:
+def replay_plan(
+    contacts: Sequence[LoggedContact], name: str = "replay", interval_s: float = 3600.0
+) -> Plan:
     """A plan replaying `contacts` (see the module docstring for what is modelled)."""
     kept = sorted((c for c in contacts if c.outcome != "phantom"), key=lambda c: c.arrived_at)
     if not kept:
@@ -58,16 +59,22 @@ def replay_plan(contacts: Sequence[LoggedContact], name: str = "replay",
         served = c.outcome == "served" and c.handle_s is not None
         fit = profile.patience.get(c.issue)
         rate = fit.rate_per_s if fit is not None else 0.0
-        replay.append(ReplayContact(
-            arrived_at=c.arrived_at - origin, issue=issue_name(c.issue),
-            channel=Channel(c.channel), priority=c.priority,
-            customer_id=CustomerId(c.customer_id) if c.customer_id else None,
-            handle_s=max(c.handle_s or 0.0, 0.0) if served else None,
-            patience_s=c.wait_s if c.outcome == "abandoned" or rate > 0 else math.inf,
-            extra_patience_rate=rate if c.outcome != "abandoned" else 0.0))
+        replay.append(
+            ReplayContact(
+                arrived_at=c.arrived_at - origin,
+                issue=issue_name(c.issue),
+                channel=Channel(c.channel),
+                priority=c.priority,
+                customer_id=CustomerId(c.customer_id) if c.customer_id else None,
+                handle_s=max(c.handle_s or 0.0, 0.0) if served else None,
+                patience_s=c.wait_s if c.outcome == "abandoned" or rate > 0 else math.inf,
+                extra_patience_rate=rate if c.outcome != "abandoned" else 0.0,
+            )
+        )
     agents = tuple(
         AgentSpec(
-            id=AgentId(agent), group="agents",
+            id=AgentId(agent),
+            group="agents",
             skills=MappingProxyType({issue_name(i): lv for i, lv in levels.items()}),
             capacity=MappingProxyType({Channel.VOICE: 1}),
             on_duty=tuple((a - origin, b - origin) for a, b in profile.on_duty.get(agent, ())),
@@ -75,15 +82,30 @@ def replay_plan(contacts: Sequence[LoggedContact], name: str = "replay",
         for agent, levels in sorted(profile.proficiency.items())
     )
     issues = sorted({r.issue for r in replay})
-    rules = RuleBook(Rule(issue=i, skills=MappingProxyType({i: 1}),
-                          answer_target_s=MappingProxyType({Channel.VOICE: BANK_TARGET_S}))
-                     for i in issues)
+    rules = RuleBook(
+        Rule(
+            issue=i,
+            skills=MappingProxyType({i: 1}),
+            answer_target_s=MappingProxyType({Channel.VOICE: BANK_TARGET_S}),
+        )
+        for i in issues
+    )
     horizon = max(r.arrived_at for r in replay) + 1.0
-    issue_handle = {issue_name(i): Empirical(fit.samples_s)
-                    for i, fit in profile.handle.items() if fit.samples_s}
-    return Plan(agents=agents, rules=rules, horizon_s=horizon, interval_s=interval_s,
-                replay=tuple(replay), history=History.SHARED, name=name,
-                issue_handle=issue_handle)
+    issue_handle = {
+        issue_name(i): Empirical(fit.samples_s)
+        for i, fit in profile.handle.items()
+        if fit.samples_s
+    }
+    return Plan(
+        agents=agents,
+        rules=rules,
+        horizon_s=horizon,
+        interval_s=interval_s,
+        replay=tuple(replay),
+        history=History.SHARED,
+        name=name,
+        issue_handle=issue_handle,
+    )
 
 
 def bank_scenario(path: Path | None = None, replications: int = 3, seed: int = 1) -> Scenario:
@@ -93,13 +115,21 @@ def bank_scenario(path: Path | None = None, replications: int = 3, seed: int = 1
         where = log_path or "../shared/data/anonymous_bank_1999-08-01_15.csv.gz"
         raise NotFound(f"bank log not found at {where}")
     plan = replay_plan(read_log(log_path, "bank"), name="bank-replay")
-    return Scenario(name=plan.name, description=f"replay of {log_path.name}", mode="simulate",
-                    seed=seed, replications=replications, target_service_level=0.8,
-                    plan=plan, source=str(log_path))
+    return Scenario(
+        name=plan.name,
+        description=f"replay of {log_path.name}",
+        mode="simulate",
+        seed=seed,
+        replications=replications,
+        target_service_level=0.8,
+        plan=plan,
+        source=str(log_path),
+    )
 
 
-def log_figures(contacts: Sequence[LoggedContact],
-                target_s: float = BANK_TARGET_S) -> dict[str, dict[str, float]]:
+def log_figures(
+    contacts: Sequence[LoggedContact], target_s: float = BANK_TARGET_S
+) -> dict[str, dict[str, float]]:
     """What the log itself shows per issue: offered, ASA, abandonment, service level."""
     out: dict[str, dict[str, float]] = {}
     for issue in sorted({issue_name(c.issue) for c in contacts}):
@@ -110,7 +140,8 @@ def log_figures(contacts: Sequence[LoggedContact],
             "asa_s": sum(c.wait_s for c in served) / len(served) if served else math.nan,
             "abandon_rate": (len(rows) - len(served)) / len(rows) if rows else math.nan,
             "service_level": sum(c.wait_s <= target_s for c in served) / len(rows)
-            if rows else math.nan,
+            if rows
+            else math.nan,
         }
     return out
 
@@ -121,26 +152,40 @@ def comparison(reps: Replications, scenario: Scenario) -> list[dict[str, Any]]:
     rows = []
     for issue in reps.runs[0].issues:
         sim = {m: reps.by_issue(issue, m) for m in ("asa_s", "abandon_rate", "service_level")}
-        rows.append({
-            "issue": issue, "offered": logged[issue]["offered"],
-            **{f"log_{m}": logged[issue][m] for m in sim},
-            **{f"sim_{m}": sim[m].mean for m in sim},
-            **{f"sim_{m}_ci95": sim[m].half_width for m in sim},
-        })
+        rows.append(
+            {
+                "issue": issue,
+                "offered": logged[issue]["offered"],
+                **{f"log_{m}": logged[issue][m] for m in sim},
+                **{f"sim_{m}": sim[m].mean for m in sim},
+                **{f"sim_{m}_ci95": sim[m].half_width for m in sim},
+            }
+        )
     return rows
 
 
 def compare_tables(rows: Sequence[dict[str, Any]]) -> Table:
     """The log and the simulation, per issue type."""
-    table = Table(title="bank replay: log vs simulation, per issue (± = 95% CI)",
-                  title_justify="left")
-    for column in ("issue", "offered", "ASA log", "ASA sim", "abandon log", "abandon sim",
-                   "SL(20s) log", "SL(20s) sim"):
+    table = Table(
+        title="bank replay: log vs simulation, per issue (± = 95% CI)", title_justify="left"
+    )
+    for column in (
+        "issue",
+        "offered",
+        "ASA log",
+        "ASA sim",
+        "abandon log",
+        "abandon sim",
+        "SL(20s) log",
+        "SL(20s) sim",
+    ):
         table.add_column(column, justify="left" if column == "issue" else "right")
     for r in rows:
         table.add_row(
-            r["issue"], f"{r['offered']:,.0f}",
-            f"{r['log_asa_s']:.1f}s", f"{r['sim_asa_s']:.1f}s ±{r['sim_asa_s_ci95']:.1f}",
+            r["issue"],
+            f"{r['offered']:,.0f}",
+            f"{r['log_asa_s']:.1f}s",
+            f"{r['sim_asa_s']:.1f}s ±{r['sim_asa_s_ci95']:.1f}",
             f"{100 * r['log_abandon_rate']:.1f}%",
             f"{100 * r['sim_abandon_rate']:.1f}% ±{100 * r['sim_abandon_rate_ci95']:.1f}",
             f"{100 * r['log_service_level']:.1f}%",

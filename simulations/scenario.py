@@ -36,6 +36,7 @@ has complete files)::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -59,9 +60,24 @@ from simulations.plan import POLICY_WEIGHTS, AgentSpec, History, Journeys, Plan
 from simulations.yamlfields import Field, ScenarioError, compose
 
 MODES = ("simulate", "headline")
-_TOP = {"name", "description", "mode", "seed", "replications", "horizon", "interval", "warmup",
-        "policy", "weights", "history", "target_service_level", "streams", "rules", "agents",
-        "journeys"}
+_TOP = {
+    "name",
+    "description",
+    "mode",
+    "seed",
+    "replications",
+    "horizon",
+    "interval",
+    "warmup",
+    "policy",
+    "weights",
+    "history",
+    "target_service_level",
+    "streams",
+    "rules",
+    "agents",
+    "journeys",
+}
 _CHANNELS = tuple(ch.value for ch in Channel)
 
 
@@ -99,12 +115,18 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     rules = RuleBook(_rule(f) for f in top["rules"].sequence()) if "rules" in top else RuleBook()
     agents = tuple(a for f in top["agents"].sequence(True) for a in _agents(f, horizon))
     plan = Plan(
-        agents=agents, rules=rules, horizon_s=horizon, interval_s=interval, streams=streams,
+        agents=agents,
+        rules=rules,
+        horizon_s=horizon,
+        interval_s=interval,
+        streams=streams,
         warmup_s=top["warmup"].duration() if "warmup" in top else 0.0,
         journeys=_journeys(top["journeys"]) if "journeys" in top else Journeys(),
         history=History(top["history"].choice(tuple(h.value for h in History)))
-        if "history" in top else History.SHARED,
-        weights=weights, name=top["name"].text(),
+        if "history" in top
+        else History.SHARED,
+        weights=weights,
+        name=top["name"].text(),
     )
     _check_coverage(plan, top)
     return Scenario(
@@ -114,8 +136,10 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         seed=top["seed"].integer(0, 2**31) if "seed" in top else 1,
         replications=top["replications"].integer(1, 1000) if "replications" in top else 5,
         target_service_level=top["target_service_level"].number(0.01, 1.0)
-        if "target_service_level" in top else 0.8,
-        plan=plan, source=source,
+        if "target_service_level" in top
+        else 0.8,
+        plan=plan,
+        source=source,
     )
 
 
@@ -156,18 +180,23 @@ def distribution(field: Field) -> Distribution:
 
 
 def _stream(field: Field, interval_s: float, horizon_s: float) -> Stream:
-    spec = field.mapping({"issue", "channel", "per_hour", "handle", "patience", "priority",
-                          "language"}, {"issue", "channel", "per_hour", "handle"})
+    spec = field.mapping(
+        {"issue", "channel", "per_hour", "handle", "patience", "priority", "language"},
+        {"issue", "channel", "per_hour", "handle"},
+    )
     rates_field = spec["per_hour"]
     if rates_field.is_sequence():
         rates = tuple(r.number(0.0, 1e7) / 3600.0 for r in rates_field.sequence(True))
         if len(rates) > math.ceil(horizon_s / interval_s):
-            raise rates_field.error(f"{len(rates)} rates for a horizon of "
-                                    f"{math.ceil(horizon_s / interval_s)} intervals")
+            raise rates_field.error(
+                f"{len(rates)} rates for a horizon of {math.ceil(horizon_s / interval_s)} intervals"
+            )
     else:
         rates = (rates_field.number(0.0, 1e7) / 3600.0,)
     return Stream(
-        issue=_name(spec["issue"]), channel=_channel(spec["channel"]), rates_per_s=rates,
+        issue=_name(spec["issue"]),
+        channel=_channel(spec["channel"]),
+        rates_per_s=rates,
         interval_s=interval_s if len(rates) > 1 else horizon_s,
         handle=distribution(spec["handle"]),
         patience=distribution(spec["patience"]) if "patience" in spec else NEVER,
@@ -188,25 +217,57 @@ def _levels(field: Field, allow_zero: bool = False) -> dict[str, int]:
 
 
 def _rule(field: Field) -> Rule:
-    spec = field.mapping({"issue", "skills", "service_level", "targets", "steps", "weights",
-                          "description"}, {"issue", "skills"})
-    steps = tuple(
-        RelaxationStep(after_s=s["after"].duration(), min_proficiency=_levels(s["skills"], True))
-        for s in (f.mapping({"after", "skills"}, {"after", "skills"})
-                  for f in spec["steps"].sequence())
-    ) if "steps" in spec else ()
-    targets = {Channel(ch): t.duration(positive=True) for ch, t in spec["targets"].items()
-               if _channel_key(t, ch)} if "targets" in spec else {}
+    spec = field.mapping(
+        {"issue", "skills", "service_level", "targets", "steps", "weights", "description"},
+        {"issue", "skills"},
+    )
+    steps = (
+        tuple(
+            RelaxationStep(
+                after_s=s["after"].duration(), min_proficiency=_levels(s["skills"], True)
+            )
+            for s in (
+                f.mapping({"after", "skills"}, {"after", "skills"})
+                for f in spec["steps"].sequence()
+            )
+        )
+        if "steps" in spec
+        else ()
+    )
+    targets = (
+        {
+            Channel(ch): t.duration(positive=True)
+            for ch, t in spec["targets"].items()
+            if _channel_key(t, ch)
+        }
+        if "targets" in spec
+        else {}
+    )
     rule = Rule(
-        issue=_name(spec["issue"]), skills=MappingProxyType(_levels(spec["skills"])),
+        issue=_name(spec["issue"]),
+        skills=MappingProxyType(_levels(spec["skills"])),
         service_level=spec["service_level"].number(0.01, 1.0) if "service_level" in spec else 0.8,
-        answer_target_s=MappingProxyType(targets), steps=steps,
+        answer_target_s=MappingProxyType(targets),
+        steps=steps,
         weights=_weights(spec["weights"]) if "weights" in spec else Weights(),
     )
     try:
         return validate_rule(rule)
-    except InvalidArgument as exc:  # the core names the field; we add the line
-        raise field.error(f"{exc.field.removeprefix('rule.')}: {exc.problem}") from exc
+    except InvalidArgument as exc:  # the core names the field; we add its line
+        raise _core_field(field, spec, exc.field).error(exc.problem) from exc
+
+
+def _core_field(rule_field: Field, spec: dict[str, Field], core_path: str) -> Field:
+    """The scenario value a core error path (``rule.steps[1].after``) points at."""
+    match = re.match(r"rule\.(\w+)(?:\[(\d+)\])?", core_path)
+    name = {"answer_targets": "targets"}.get(match.group(1), match.group(1)) if match else ""
+    where = spec.get(name, rule_field)
+    if match and match.group(2) is not None and where.is_sequence():
+        items = where.sequence()
+        index = int(match.group(2))
+        where = items[index] if index < len(items) else where
+    rest = core_path[match.end() :] if match else ""
+    return Field(where.node, where.path + rest if match else rule_field.path, where.source)
 
 
 def _channel_key(value: Field, key: str) -> bool:
@@ -226,8 +287,10 @@ def _weights(field: Field) -> Weights:
 
 
 def _agents(field: Field, horizon_s: float) -> list[AgentSpec]:
-    spec = field.mapping({"group", "count", "skills", "capacity", "exclusive_channels",
-                          "shifts"}, {"group", "count", "skills", "capacity"})
+    spec = field.mapping(
+        {"group", "count", "skills", "capacity", "exclusive_channels", "shifts"},
+        {"group", "count", "skills", "capacity"},
+    )
     group = _name(spec["group"])
     capacity = {}
     for ch, value in spec["capacity"].items():
@@ -241,34 +304,60 @@ def _agents(field: Field, horizon_s: float) -> list[AgentSpec]:
         start, end = s["start"].duration(), s["end"].duration()
         if end <= start:
             raise s["end"].error("a shift must end after it starts")
-        breaks = tuple(
-            Break(b["at"].duration(), b["length"].duration(positive=True))
-            for b in (x.mapping({"at", "length"}, {"at", "length"})
-                      for x in s["breaks"].sequence())
-        ) if "breaks" in s else ()
+        breaks = (
+            tuple(
+                Break(b["at"].duration(), b["length"].duration(positive=True))
+                for b in (
+                    x.mapping({"at", "length"}, {"at", "length"}) for x in s["breaks"].sequence()
+                )
+            )
+            if "breaks" in s
+            else ()
+        )
         periods += Shift(start, end, breaks).on_duty()
     duty = tuple(merge_periods(periods)) if "shifts" in spec else ((0.0, math.inf),)
     skills = MappingProxyType(_levels(spec["skills"]))
     count = spec["count"].integer(0, 100_000)
     exclusive = spec["exclusive_channels"].boolean() if "exclusive_channels" in spec else False
-    return [AgentSpec(AgentId(f"{group}-{k:04d}"), group, skills, MappingProxyType(capacity),
-                      duty, exclusive) for k in range(count)]
+    return [
+        AgentSpec(
+            AgentId(f"{group}-{k:04d}"), group, skills, MappingProxyType(capacity), duty, exclusive
+        )
+        for k in range(count)
+    ]
 
 
 def _journeys(field: Field) -> Journeys:
-    spec = field.mapping({"base", "per_level", "with_history", "same_agent", "return_delay",
-                          "switch_channel", "switch_to", "abandon_retry", "max_contacts"})
-    probability = {k: spec[k].number(0.0, 1.0) for k in
-                   ("base", "per_level", "with_history", "same_agent", "switch_channel",
-                    "abandon_retry") if k in spec}
+    spec = field.mapping(
+        {
+            "base",
+            "per_level",
+            "with_history",
+            "same_agent",
+            "return_delay",
+            "switch_channel",
+            "switch_to",
+            "abandon_retry",
+            "max_contacts",
+        }
+    )
+
+    def share(key: str, default: float) -> float:
+        return spec[key].number(0.0, 1.0) if key in spec else default
+
     switch_to = {}
     if "switch_to" in spec:
         for ch, weight in spec["switch_to"].items():
             _channel_key(weight, ch)
             switch_to[Channel(ch)] = weight.number(0.0, 1e6)
     journeys = Journeys(
-        **probability,
+        base=share("base", 1.0),
+        per_level=share("per_level", 0.0),
+        with_history=share("with_history", 0.0),
+        same_agent=share("same_agent", 0.0),
+        switch_channel=share("switch_channel", 0.0),
         switch_to=switch_to,
+        abandon_retry=share("abandon_retry", 0.0),
         max_contacts=spec["max_contacts"].integer(1, 100) if "max_contacts" in spec else 4,
     )
     if "return_delay" in spec:
@@ -283,9 +372,13 @@ def _check_coverage(plan: Plan, top: dict[str, Field]) -> None:
         required = rule.required_at(math.inf)
         if stream.language and rule.require_language:
             required.setdefault(f"lang.{stream.language}", 1)
-        if not any(a.capacity.get(stream.channel, 0) > 0
-                   and all(a.skills.get(s, 0) >= lv for s, lv in required.items())
-                   for a in plan.agents):
+        if not any(
+            a.capacity.get(stream.channel, 0) > 0
+            and all(a.skills.get(s, 0) >= lv for s, lv in required.items())
+            for a in plan.agents
+        ):
             field = top["streams"].sequence()[k]
-            raise field.error(f"no agent group can take {stream.issue!r} on {stream.channel} "
-                              f"(needs {dict(required)} and {stream.channel} capacity)")
+            raise field.error(
+                f"no agent group can take {stream.issue!r} on {stream.channel} "
+                f"(needs {dict(required)} and {stream.channel} capacity)"
+            )

@@ -36,11 +36,23 @@ def count(e: Estimate) -> str:
 def summary_tables(reps: Replications, scenario: Scenario) -> list[Table]:
     """The tables ``omniroute simulate`` prints."""
     n = len(reps.runs)
-    title = (f"{scenario.name}: {n} replication{'s' * (n > 1)}, seed {scenario.seed}, "
-             f"{reps.contacts:,} contacts simulated (± = 95% CI)")
+    title = (
+        f"{scenario.name}: {n} replication{'s' * (n > 1)}, seed {scenario.seed}, "
+        f"{reps.contacts:,} contacts simulated (± = 95% CI)"
+    )
     main = Table(title=title, title_justify="left")
-    for column in ("issue", "channel", "offered", "answered", "abandoned", "service level",
-                   "ASA", "mean wait", "p90 wait", "repeats"):
+    for column in (
+        "issue",
+        "channel",
+        "offered",
+        "answered",
+        "abandoned",
+        "service level",
+        "ASA",
+        "mean wait",
+        "p90 wait",
+        "repeats",
+    ):
         main.add_column(column, justify="left" if column in ("issue", "channel") else "right")
     first = reps.runs[0]
     for issue, channel in first.by_issue_channel:
@@ -49,20 +61,48 @@ def summary_tables(reps: Replications, scenario: Scenario) -> list[Table]:
         def est(measure: str, figs: list[Figures | None] = figs) -> Estimate:
             return estimate([getattr(f, measure) for f in figs if f is not None])
 
-        main.add_row(issue, str(channel), count(est("offered")), count(est("answered")),
-                     pct(est("abandon_rate")), pct(est("service_level")), secs(est("asa_s")),
-                     secs(est("mean_wait_s")), secs(est("p90_wait_s")), count(est("repeats")))
+        main.add_row(
+            issue,
+            str(channel),
+            count(est("offered")),
+            count(est("answered")),
+            pct(est("abandon_rate")),
+            pct(est("service_level")),
+            secs(est("asa_s")),
+            secs(est("mean_wait_s")),
+            secs(est("p90_wait_s")),
+            count(est("repeats")),
+        )
     for channel in first.channels:
+
         def by(measure: str, channel: object = channel) -> Estimate:
             return reps.by_channel(channel, measure)  # type: ignore[arg-type]
 
-        main.add_row("[b]all[/]", f"[b]{channel}[/]", count(by("offered")), count(by("answered")),
-                     pct(by("abandon_rate")), pct(by("service_level")), secs(by("asa_s")),
-                     secs(by("mean_wait_s")), secs(by("p90_wait_s")), count(by("repeats")))
+        main.add_row(
+            "[b]all[/]",
+            f"[b]{channel}[/]",
+            count(by("offered")),
+            count(by("answered")),
+            pct(by("abandon_rate")),
+            pct(by("service_level")),
+            secs(by("asa_s")),
+            secs(by("mean_wait_s")),
+            secs(by("p90_wait_s")),
+            count(by("repeats")),
+        )
     t = reps.total
-    main.add_row("[b]all[/]", "[b]all[/]", count(t("offered")), count(t("answered")),
-                 pct(t("abandon_rate")), pct(t("service_level")), secs(t("asa_s")),
-                 secs(t("mean_wait_s")), secs(t("p90_wait_s")), count(t("repeats")))
+    main.add_row(
+        "[b]all[/]",
+        "[b]all[/]",
+        count(t("offered")),
+        count(t("answered")),
+        pct(t("abandon_rate")),
+        pct(t("service_level")),
+        secs(t("asa_s")),
+        secs(t("mean_wait_s")),
+        secs(t("p90_wait_s")),
+        count(t("repeats")),
+    )
     groups = Table(title="agent groups", title_justify="left")
     groups.add_column("group")
     groups.add_column("agents", justify="right")
@@ -75,6 +115,10 @@ def summary_tables(reps: Replications, scenario: Scenario) -> list[Table]:
     journeys.add_column("repeat contacts", justify="right")
     journeys.add_column("channel switches", justify="right")
     journeys.add_column("first-contact resolution", justify="right")
-    journeys.add_row(count(reps.extra("first_contacts")), count(t("repeats")),
-                     count(t("switches")), pct(reps.extra("first_contact_resolution")))
+    journeys.add_row(
+        count(reps.extra("first_contacts")),
+        count(t("repeats")),
+        count(t("switches")),
+        pct(reps.extra("first_contact_resolution")),
+    )
     return [main, groups, journeys]

@@ -9,11 +9,11 @@ from types import MappingProxyType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.domain import AgentId, Channel
+from router.domain import AgentId, Channel, CustomerId
 from router.rules import RuleBook, Weights
 from simulations.engine import Engine, simulate
 from simulations.models import Exponential, Fixed, Stream
-from simulations.plan import History, Journeys, Plan
+from simulations.plan import History, Journeys, Plan, ReplayContact
 from simulations.results import replicate, summarize
 from simulations.runlog import ABANDONED, ANSWERED
 from tests.sim.sim_plans import agents, mmc_plan, relaxing_rule
@@ -38,9 +38,12 @@ def test_every_contact_ends_answered_or_abandoned_when_agents_stay() -> None:
 
 
 def test_relaxation_step_lets_a_waiting_contact_reach_a_weaker_agent_at_the_threshold() -> None:
-    plan = Plan(agents=agents(1, skills={"billing": 1}), rules=RuleBook([relaxing_rule()]),
-                horizon_s=100.0, streams=(Stream("billing", Channel.VOICE, (0.0,), 100.0,
-                                                 Fixed(10.0)),))
+    plan = Plan(
+        agents=agents(1, skills={"billing": 1}),
+        rules=RuleBook([relaxing_rule()]),
+        horizon_s=100.0,
+        streams=(Stream("billing", Channel.VOICE, (0.0,), 100.0, Fixed(10.0)),),
+    )
     engine = Engine(plan, 0)
     log = engine.run()
     assert log.contacts == 0
@@ -51,27 +54,29 @@ def test_relaxation_step_lets_a_waiting_contact_reach_a_weaker_agent_at_the_thre
     assert log.wait_s == [30.0]
 
 
-def _replayed(t: float, handle: float = 10.0, customer: str | None = None,
-              channel: Channel = Channel.VOICE) -> object:
-    from router.domain import CustomerId
-    from simulations.plan import ReplayContact
-
-    return ReplayContact(t, "billing", channel, 0, CustomerId(customer) if customer else None,
-                         handle, math.inf)
+def _replayed(
+    t: float, handle: float = 10.0, customer: str | None = None, channel: Channel = Channel.VOICE
+) -> ReplayContact:
+    return ReplayContact(
+        t, "billing", channel, 0, CustomerId(customer) if customer else None, handle, math.inf
+    )
 
 
 def test_agent_on_break_takes_nothing_and_the_contact_waits_for_the_return() -> None:
     team = agents(1, on_duty=((0.0, 10.0), (20.0, 100.0)))
-    plan = Plan(agents=team, rules=RuleBook(), horizon_s=100.0,
-                replay=(_replayed(12.0),))  # type: ignore[arg-type]
+    plan = Plan(agents=team, rules=RuleBook(), horizon_s=100.0, replay=(_replayed(12.0),))
     log = simulate(plan, 0)
     assert log.wait_s == [8.0]
 
 
 def test_agent_finishes_contact_in_hand_after_signing_out() -> None:
     team = agents(1, on_duty=((0.0, 10.0),))
-    plan = Plan(agents=team, rules=RuleBook(), horizon_s=100.0,
-                replay=(_replayed(5.0, handle=30.0), _replayed(6.0)))  # type: ignore[arg-type]
+    plan = Plan(
+        agents=team,
+        rules=RuleBook(),
+        horizon_s=100.0,
+        replay=(_replayed(5.0, handle=30.0), _replayed(6.0)),
+    )
     log = simulate(plan, 0)
     assert log.outcome[0] == ANSWERED
     assert log.outcome[1] != ANSWERED  # nobody came back on duty
@@ -81,17 +86,26 @@ def test_exclusive_channels_close_chat_while_on_a_call() -> None:
     caps = {Channel.VOICE: 1, Channel.CHAT: 2}
     calls = (_replayed(0.0, 50.0), _replayed(1.0, 10.0, channel=Channel.CHAT))
     for exclusive, chat_wait in ((False, 0.0), (True, 49.0)):
-        plan = Plan(agents=agents(1, capacity=caps, exclusive=exclusive), rules=RuleBook(),
-                    horizon_s=100.0, replay=calls)  # type: ignore[arg-type]
+        plan = Plan(
+            agents=agents(1, capacity=caps, exclusive=exclusive),
+            rules=RuleBook(),
+            horizon_s=100.0,
+            replay=calls,
+        )
         assert simulate(plan, 0).wait_s[1] == chat_wait
 
 
 def test_unresolved_contact_comes_back_to_the_agent_who_knows_the_customer() -> None:
     team = agents(3)
     journeys = Journeys(base=0.0, max_contacts=2, return_delay=Fixed(100.0))
-    plan = Plan(agents=team, rules=RuleBook(), horizon_s=1000.0, journeys=journeys,
-                weights=Weights(affinity=10.0),
-                replay=(_replayed(0.0, customer="k1"),))  # type: ignore[arg-type]
+    plan = Plan(
+        agents=team,
+        rules=RuleBook(),
+        horizon_s=1000.0,
+        journeys=journeys,
+        weights=Weights(affinity=10.0),
+        replay=(_replayed(0.0, customer="k1"),),
+    )
     engine = Engine(plan, 0)
     log = engine.run()
     assert log.contacts == 2 and log.repeat == [False, True]
@@ -111,14 +125,19 @@ def test_shared_history_resolves_more_repeats_than_none() -> None:
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 4), st.floats(0.01, 0.2))
 def test_no_agent_ever_exceeds_capacity_and_no_contact_is_lost(
-        seed: int, servers: int, rate: float) -> None:
+    seed: int, servers: int, rate: float
+) -> None:
     caps = MappingProxyType({Channel.VOICE: 1, Channel.CHAT: 2})
     plan = Plan(
         agents=agents(servers, capacity=caps, on_duty=((0.0, 900.0), (1200.0, 3000.0))),
-        rules=RuleBook([relaxing_rule()]), horizon_s=3600.0,
-        streams=(Stream("billing", Channel.VOICE, (rate,), 3600.0, Exponential(60.0),
-                        Exponential(120.0)),
-                 Stream("billing", Channel.CHAT, (rate,), 3600.0, Exponential(200.0))),
+        rules=RuleBook([relaxing_rule()]),
+        horizon_s=3600.0,
+        streams=(
+            Stream(
+                "billing", Channel.VOICE, (rate,), 3600.0, Exponential(60.0), Exponential(120.0)
+            ),
+            Stream("billing", Channel.CHAT, (rate,), 3600.0, Exponential(200.0)),
+        ),
     )
     engine = Engine(plan, seed)
     start = engine._start
