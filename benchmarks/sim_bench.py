@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ciw
+import ciw  # type: ignore[import-untyped]
 
 from router.domain import AgentId, Channel
 from router.rules import Rule, RuleBook

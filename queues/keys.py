@@ -29,6 +29,9 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:audit``               | stream | actor, action, target, before, after; capped      |
 | ``omr:{t}:apikeys``             | hash   | key id -> API key record JSON (digest, no secret) |
 | ``omr:{t}:events``              | pubsub | small "changed" notices for every replica         |
+| ``omr:{t}:web:sl``              | hash   | minute -> today's answered,in_target,abandoned    |
+|                                 |        | (the web view's 30-minute service level)          |
+| ``omr:web:secret``              | string | key that signs web view session cookies           |
 | ``omr:tenants``                 | set    | tenants with state (the sweepers walk it)         |
 
 Scripts get every key they touch through ``KEYS``, built by the functions below; values
@@ -153,6 +156,12 @@ def events(tenant: TenantId) -> str:
 
 
 EVENTS_PATTERN = f"{PREFIX}:{{*}}:events"
+WEB_SECRET = f"{PREFIX}:web:secret"
+
+
+def web_service_level(tenant: TenantId) -> str:
+    """Hash: per minute (epoch minute), today's cumulative service-level counters."""
+    return f"{_t(tenant)}:web:sl"
 
 
 def tenant_of_channel(channel: str) -> TenantId:

@@ -45,22 +45,33 @@ class Floor:
         self._agents: dict[AgentId, Agent] = {}
         self._by_skill: defaultdict[str, set[AgentId]] = defaultdict(set)
         self._available: set[AgentId] = set()
+        #: Available agents with a free slot on the channel: the only ones `pick_agent`
+        #: needs to score (the others fail ``eligible`` on capacity anyway).
+        self._open: defaultdict[Channel, set[AgentId]] = defaultdict(set)
         for agent in agents:
             self.put(agent)
 
     def put(self, agent: Agent) -> None:
         """Add `agent`, or replace the agent with the same id."""
         old = self._agents.get(agent.id)
-        if old is not None:
+        if old is not None and old.skills is not agent.skills:
             for skill in old.skills:
                 self._by_skill[skill].discard(agent.id)
         self._agents[agent.id] = agent
-        for skill in agent.skills:
-            self._by_skill[skill].add(agent.id)
+        if old is None or old.skills is not agent.skills:
+            for skill in agent.skills:
+                self._by_skill[skill].add(agent.id)
         if agent.is_available:
             self._available.add(agent.id)
         else:
             self._available.discard(agent.id)
+        if old is not None:
+            for channel in old.capacity:
+                self._open[channel].discard(agent.id)
+        if agent.is_available:
+            for channel in agent.capacity:
+                if agent.free_slots(channel) > 0:
+                    self._open[channel].add(agent.id)
 
     def remove(self, agent_id: AgentId) -> None:
         """Forget an agent (no error if unknown)."""
@@ -68,6 +79,8 @@ class Floor:
         if old is not None:
             for skill in old.skills:
                 self._by_skill[skill].discard(agent_id)
+            for channel in old.capacity:
+                self._open[channel].discard(agent_id)
         self._available.discard(agent_id)
 
     def get(self, agent_id: AgentId) -> Agent | None:
@@ -94,6 +107,19 @@ class Floor:
         else:
             ids = set(self._available)
         return [self._agents[agent_id] for agent_id in sorted(ids)]
+
+    def open_candidates(
+        self, required: Mapping[str, int], channel: Channel
+    ) -> tuple[int, list[Agent]]:
+        """How many agents `candidates(required)` holds, and those of them with a free slot
+        on `channel`, in id order: the same decisions for far less scoring on a busy floor."""
+        if required:
+            pools = sorted((self._by_skill.get(skill, set()) for skill in required), key=len)
+            ids = pools[0].intersection(self._available, *pools[1:])
+        else:
+            ids = self._available
+        open_ids = ids.intersection(self._open.get(channel, ()))
+        return len(ids), [self._agents[agent_id] for agent_id in sorted(open_ids)]
 
     def reserve(self, agent_id: AgentId, channel: Channel, now: float) -> None:
         """Count one more contact of `channel` in the agent's hand; it was just offered."""
@@ -144,10 +170,9 @@ def pick_agent(
     required = rule.requirements(contact, now)
     best: tuple[tuple[bool, float, float, str], Agent, Score] | None = None
     second: tuple[tuple[bool, float, float, str], Agent, Score] | None = None
-    considered = 0
+    considered, pool = floor.open_candidates(required, contact.channel)
     count = 0
-    for agent in floor.candidates(required):
-        considered += 1
+    for agent in pool:
         held = taken.get((agent.id, contact.channel), 0)
         if not eligible(agent, contact, required, held):
             continue

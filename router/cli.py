@@ -20,6 +20,7 @@ from router.errors import InvalidArgument
 
 SUBCOMMANDS = {
     "serve": "run the gRPC routing service (embedded Redis unless REDIS_URL is set)",
+    "web": "supervisor live web view as its own process, beside the service's Redis",
     "demo": "run the service with a simulated platform and agents, and show the routing",
     "agents": "supervisor: list, show, create, update, delete agents",
     "skills": "supervisor: set or remove an agent's skill",
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "serve":
         return serve_main(rest)
+    if command == "web":
+        from router.web.cli import main as web_main
+
+        return int(web_main(rest))
     if command == "demo":
         from router.demo import main as demo_main
 
@@ -99,6 +104,10 @@ def serve_parser() -> argparse.ArgumentParser:
         help="seconds without heartbeat before an agent is signed out (default 60)",
     )
     p.add_argument("--history-length", type=int, help="history entries kept per customer")
+    p.add_argument(
+        "--web-port", type=int, help="also serve the supervisor web view on this port (0: off)"
+    )
+    p.add_argument("--web-host", help="address of the web view (default 127.0.0.1)")
     p.add_argument("--log-format", choices=("json", "console"), help="log format (default json)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument(

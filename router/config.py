@@ -35,6 +35,8 @@ class Settings:
     grace_s: float = 10.0
     dev_keys: bool = True
     dev_tenant: str = "demo"
+    web_port: int = 0
+    web_host: str = "127.0.0.1"
     log_json: bool = True
     log_level: str = "info"
 
@@ -59,6 +61,8 @@ class Settings:
             raise InvalidArgument("offer_timeout_s", "must be in (0, 3600]")
         if not 0 <= self.port <= 65535:
             raise InvalidArgument("port", "must be 0..65535")
+        if not 0 <= self.web_port <= 65535:
+            raise InvalidArgument("web_port", "must be 0..65535 (0: no web view)")
         if self.presence_timeout_s <= 0:
             raise InvalidArgument("presence_timeout_s", "must be positive")
         if not 1 <= self.history_length <= 1000:

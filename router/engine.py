@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -463,14 +464,18 @@ class Engine:
             while True:
                 if time.monotonic() >= next_beat:
                     await self.state.heartbeat(tenant, agent_id)
-                    next_beat = time.monotonic() + self.settings.presence_timeout_s / 3
+                    # Jittered, so that streams opened together do not all beat together.
+                    period_s = self.settings.presence_timeout_s / 3
+                    next_beat = time.monotonic() + period_s * random.uniform(0.8, 1.0)
                     for view in await self.pending_offers(tenant, agent_id):
                         key = (view.record.id, view.record.token)
                         if key not in sent:
                             sent.add(key)
                             yield view
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=1.0)
+                    # Only the next beat needs a timeout; a cancelled stream ends at once.
+                    wait_s = max(0.01, next_beat - time.monotonic())
+                    event = await asyncio.wait_for(queue.get(), timeout=wait_s)
                 except TimeoutError:
                     continue
                 kind, cid, tok = event.get("ev"), str(event.get("c")), int(event.get("tok", 0))

@@ -127,6 +127,8 @@ class Hub:
             self._deliver(self._offers.get((tenant, agent)), event)
         if contact is not None:
             self._deliver(self._watchers.get((tenant, contact)), event)
+        for listener in self.listeners:
+            listener(tenant, event)
 
     @staticmethod
     def _deliver(queues: set[asyncio.Queue[Event]] | None, event: Event) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from router.domain import MAX_PROFICIENCY, Agent, Contact
 from router.rules import Weights
@@ -94,6 +95,7 @@ def preference(agent: Agent, agent_score: Score) -> tuple[float, float, str]:
     return (round(agent_score.total, 9), -agent.idle_since, _reverse(agent.id))
 
 
+@lru_cache(maxsize=65_536)
 def _reverse(text: str) -> str:
     # max() over ids would prefer "b" to "a"; invert code points so the smaller id wins.
     return "".join(chr(0x10FFFF - ord(ch)) for ch in text)

@@ -210,12 +210,20 @@ async def run(settings: Settings, *, announce: Any = print) -> int:
                 f"Development keys for tenant '{settings.dev_tenant}' are in "
                 f"{settings.data_dir / 'dev-keys.json'}; admin key:\n  {keys['admin']}"
             )
+        web = None
+        if settings.web_port:
+            from router.web.server import WebServer
+
+            web = WebServer.beside(service)
+            announce(f"Supervisor web view on http://{settings.web_host}:{await web.start()}/")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutdown_requested")
+        if web is not None:
+            await web.stop()
         await service.stop()
     finally:
         if embedded is not None:

@@ -75,6 +75,15 @@ quietly .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[dev
     fail "pip install -e '.[dev]' failed (output above)"
 note "installed omniroute and its dev tools into .venv"
 
+step "chromium, for the web view's browser tests (driven by Playwright from PyPI)"
+if command -v chromium >/dev/null; then
+    note "found $(command -v chromium)"
+elif apt_install chromium && command -v chromium >/dev/null; then
+    note "installed $(command -v chromium)"
+else
+    note "chromium is missing and apt-get could not install it: tests/web will be skipped"
+fi
+
 step "protobuf code (make proto)"
 make --no-print-directory -s proto
 

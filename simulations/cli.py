@@ -3,7 +3,8 @@
     omniroute simulate SCENARIO.yaml [--replications N] [--seed S] [--policy NAME]
                        [--json] [--csv PATH] [--report PATH.html]
     omniroute simulate --headline [SCENARIO.yaml]     silos vs omnichannel (default example)
-    omniroute simulate --replay-bank [LOG.csv.gz]     the bank log's arrivals and agents
+    omniroute simulate --replay-bank [LOG.csv.gz] [--wrap-up S]   the bank log, replayed
+    omniroute simulate --validate                     vs Erlang C/A and vs the bank log
 
 Exit status: 0 done, 2 bad scenario or arguments (the message names file, line and field).
 """
@@ -47,12 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headline", action="store_true", help="channel silos vs omnichannel")
     mode.add_argument(
+        "--validate", action="store_true", help="check against Erlang C/A and the bank log"
+    )
+    mode.add_argument(
         "--replay-bank",
         nargs="?",
         const="",
         metavar="LOG",
         default=None,
         help="replay the bank log (default ../shared/data/...)",
+    )
+    parser.add_argument(
+        "--wrap-up",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="replay: after-contact work added to each logged handle time",
     )
     return parser
 
@@ -64,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.replay_bank is not None:
             return _replay(args, console)
+        if args.validate:
+            return _validate(args, console)
         path = args.scenario or (EXAMPLES / "headline.yaml" if args.headline else None)
         if path is None:
             console.print("[red]error:[/] give a SCENARIO file, --headline or --replay-bank")
@@ -173,10 +186,46 @@ def _headline(scenario: Scenario, args: argparse.Namespace, console: Console) ->
 def _replay(args: argparse.Namespace, console: Console) -> int:
     from simulations.replay import bank_scenario, compare_tables, comparison
 
-    scenario = _override(bank_scenario(Path(args.replay_bank) if args.replay_bank else None), args)
+    if args.wrap_up < 0:
+        raise InvalidArgument("--wrap-up", "must be a non-negative number of seconds")
+    log_path = Path(args.replay_bank) if args.replay_bank else None
+    scenario = _override(bank_scenario(log_path, wrap_up_s=args.wrap_up), args)
     reps = run_scenario(scenario, console)
     rows = comparison(reps, scenario)
     if not args.json:
         console.print(compare_tables(rows))
     _outputs(reps, scenario, args, console, extra={"log_vs_simulation": rows})
     return 0
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    from simulations.history import default_bank_log
+    from simulations.replay import bank_scenario, compare_tables, comparison
+    from simulations.validation import cases_table, validate_cases
+
+    seed = 1 if args.seed is None else args.seed
+    with progress_bar(console, "Erlang C / Erlang A cases", True) as progress:
+        rows = validate_cases(args.replications or 20, seed, progress)
+    out: dict[str, Any] = {"erlang": rows, "bank": {}}
+    if not args.json:
+        console.print(cases_table(rows))
+    bank_present = default_bank_log() is not None
+    if not bank_present:
+        console.print("bank log absent (../shared/data/): replay comparison skipped")
+    for wrap_up in (0.0, 60.0) if bank_present else ():
+        scenario = bank_scenario(seed=seed, wrap_up_s=wrap_up)
+        reps = run_scenario(scenario, console)
+        compared = comparison(reps, scenario)
+        out["bank"][f"wrap_up_{wrap_up:.0f}s"] = compared
+        if not args.json:
+            table = compare_tables(compared)
+            table.title = f"{table.title}, after-call work {wrap_up:.0f} s"
+            console.print(table)
+    if args.json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    within = sum(1 for r in rows if r["within"])
+    console.print(
+        f"{within} of {len(rows)} theory values within the simulated 95% CI "
+        "(about 1 in 20 falls outside by chance)"
+    )
+    return 0 if within >= 0.9 * len(rows) else 1

@@ -27,7 +27,6 @@ from dataclasses import replace
 from router.assign import Decision, Floor, pick_agent, queue_rank
 from router.domain import Agent, AgentId, AgentState, Channel, Contact, ContactId, CustomerId
 from router.rules import Rule
-from router.scoring import eligible
 from simulations.models import Exponential, poisson_arrivals
 from simulations.plan import History, Plan
 from simulations.runlog import ABANDONED, UNANSWERED, RunLog
@@ -267,7 +266,10 @@ class Engine:
         self._in_hand[agent_id] = in_hand
         if in_hand == 1:
             self._busy_since[agent_id] = now
-        self._refresh(decision.agent, agent_id)
+        if self._specs[agent_id].exclusive_channels:
+            self._refresh(decision.agent, agent_id)
+        elif decision.agent.is_available:
+            self._free[channel] -= 1  # what _refresh would count, without recounting
         self._push(now + job.handle_s, DEPART, job)
 
     def _depart(self, job: Job, now: float) -> None:
@@ -281,7 +283,10 @@ class Engine:
         self._in_hand[agent_id] = in_hand
         if in_hand == 0:
             self._add_busy(agent_id, self._busy_since.pop(agent_id), now)
-        self._refresh(before, agent_id)
+        if self._specs[agent_id].exclusive_channels:
+            self._refresh(before, agent_id)
+        elif before.is_available:
+            self._free[contact.channel] += 1
         self._resolve(job, before, now)
         self._offer(agent_id, now)
 
@@ -380,33 +385,30 @@ class Engine:
                 free[ch] += after.free_slots(ch)
 
     def _offer(self, agent_id: AgentId, now: float) -> None:
-        """An agent gained room: give it the best-ranked waiting contact it is eligible for,
-        as decided by `pick_agent`, until it is full or nothing fits."""
-        room = self._room
+        """An agent gained room: walk the heads of the waiting groups on its open channels
+        in queue order (``queue_rank``) and give the first that `pick_agent` places; again
+        until the agent is full or nothing fits -- what ``assign`` would do in a pass."""
+        room, floor, rules = self._room, self.floor, self._rules
         while room.count:
-            agent = self.floor.get(agent_id)
-            assert agent is not None
-            if not agent.is_available:
+            agent = floor.get(agent_id)
+            if agent is None or not agent.is_available:
                 return
-            best: tuple[tuple[int, float, float, str], Job, Rule] | None = None
-            for channel in agent.capacity:
-                if agent.free_slots(channel) == 0:
-                    continue
-                for head in room.heads(channel):
-                    rule = self._rules[head.contact.issue]
-                    if not eligible(agent, head.contact, rule.requirements(head.contact, now)):
-                        continue
-                    rank = queue_rank(head.contact, rule)
-                    if best is None or rank < best[0]:
-                        best = (rank, head, rule)
-            if best is None:
+            heads = [
+                (queue_rank(head.contact, rules[head.contact.issue]), head)
+                for channel in agent.capacity
+                if agent.free_slots(channel) > 0
+                for head in room.heads(channel)
+            ]
+            if len(heads) > 1:
+                heads.sort(key=lambda entry: entry[0])
+            for _, job in heads:
+                decision = pick_agent(job.contact, floor, rules[job.contact.issue], now)
+                if decision is not None:
+                    room.leave(job, now)
+                    self._start(job, decision, now)
+                    break
+            else:
                 return
-            _, job, rule = best
-            decision = pick_agent(job.contact, self.floor, rule, now)
-            if decision is None:  # pragma: no cover - eligible() said yes a moment ago
-                return
-            room.leave(job, now)
-            self._start(job, decision, now)
 
     def _add_busy(self, agent_id: AgentId, since: float, until: float) -> None:
         """Busy time counts within the horizon only, like time on duty (occupancy)."""

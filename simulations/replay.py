@@ -46,9 +46,14 @@ def issue_name(raw: str) -> str:
 
 
 def replay_plan(
-    contacts: Sequence[LoggedContact], name: str = "replay", interval_s: float = 3600.0
+    contacts: Sequence[LoggedContact],
+    name: str = "replay",
+    interval_s: float = 3600.0,
+    wrap_up_s: float = 0.0,
 ) -> Plan:
-    """A plan replaying `contacts` (see the module docstring for what is modelled)."""
+    """A plan replaying `contacts` (see the module docstring for what is modelled);
+    `wrap_up_s` of after-contact work is added to every handle time (a log of talk times
+    does not show it, but the agent is not free during it)."""
     kept = sorted((c for c in contacts if c.outcome != "phantom"), key=lambda c: c.arrived_at)
     if not kept:
         raise NotFound("the log holds no served or abandoned contact")
@@ -66,7 +71,7 @@ def replay_plan(
                 channel=Channel(c.channel),
                 priority=c.priority,
                 customer_id=CustomerId(c.customer_id) if c.customer_id else None,
-                handle_s=max(c.handle_s or 0.0, 0.0) if served else None,
+                handle_s=max(c.handle_s or 0.0, 0.0) + wrap_up_s if served else None,
                 patience_s=c.wait_s if c.outcome == "abandoned" or rate > 0 else math.inf,
                 extra_patience_rate=rate if c.outcome != "abandoned" else 0.0,
             )
@@ -92,7 +97,7 @@ def replay_plan(
     )
     horizon = max(r.arrived_at for r in replay) + 1.0
     issue_handle = {
-        issue_name(i): Empirical(fit.samples_s)
+        issue_name(i): Empirical(tuple(s + wrap_up_s for s in fit.samples_s))
         for i, fit in profile.handle.items()
         if fit.samples_s
     }
@@ -108,13 +113,15 @@ def replay_plan(
     )
 
 
-def bank_scenario(path: Path | None = None, replications: int = 3, seed: int = 1) -> Scenario:
+def bank_scenario(
+    path: Path | None = None, replications: int = 3, seed: int = 1, wrap_up_s: float = 0.0
+) -> Scenario:
     """The 15-day bank log as a scenario (NotFound naming the path when it is absent)."""
     log_path = path or default_bank_log()
     if log_path is None or not log_path.is_file():
         where = log_path or "../shared/data/anonymous_bank_1999-08-01_15.csv.gz"
         raise NotFound(f"bank log not found at {where}")
-    plan = replay_plan(read_log(log_path, "bank"), name="bank-replay")
+    plan = replay_plan(read_log(log_path, "bank"), name="bank-replay", wrap_up_s=wrap_up_s)
     return Scenario(
         name=plan.name,
         description=f"replay of {log_path.name}",

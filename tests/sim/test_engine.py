@@ -152,3 +152,50 @@ def test_no_agent_ever_exceeds_capacity_and_no_contact_is_lost(
     log = engine.run()
     assert len(log.outcome) == log.contacts
     assert all(o >= 0 for o in log.outcome)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(1, 5), st.booleans()),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([Channel.VOICE, Channel.CHAT]),
+    st.floats(0.0, 100.0),
+)
+def test_pick_agent_with_open_slot_index_decides_as_a_full_scan(
+    spec: list[tuple[int, int, int, bool]], channel: Channel, now: float
+) -> None:
+    """The simulator's speed-up in the core (scoring only agents with a free slot on the
+    channel) changes no decision: compare with the original scan over all candidates."""
+    from router.assign import Floor, pick_agent
+    from router.domain import Agent, AgentState, Contact, ContactId
+    from router.rules import default_rule
+    from router.scoring import eligible, preference, score
+
+    agents = [
+        Agent(
+            id=AgentId(f"a{k}"),
+            skills={"billing": level},
+            capacity={Channel.VOICE: 1, Channel.CHAT: 2},
+            load={Channel.VOICE: voice, Channel.CHAT: chat},
+            state=AgentState.AVAILABLE if available else AgentState.AWAY,
+            idle_since=float(k % 3),
+        )
+        for k, (voice, chat, level, available) in enumerate(spec)
+    ]
+    floor = Floor(agents)
+    contact = Contact(ContactId("c1"), channel, "billing", arrived_at=0.0)
+    rule = default_rule("billing")
+    decision = pick_agent(contact, floor, rule, now)
+    required = rule.requirements(contact, now)
+    pool = [a for a in floor.candidates(required) if eligible(a, contact, required)]
+    expected = max(
+        pool,
+        key=lambda a: preference(a, score(a, contact, required, rule.weights, now)),
+        default=None,
+    )
+    assert (decision.agent.id if decision else None) == (expected.id if expected else None)
+    if decision is not None:
+        assert decision.considered == len(floor.candidates(required))

@@ -1,0 +1,394 @@
+"""Joint assignment: give several waiting contacts to several free agents at once so that
+the total score is maximal, instead of first come first served (`router.assign.assign`).
+
+Same eligibility (`router.scoring.eligible`, `Rule.requirements`) and score
+(`router.scoring.score`) as `pick_agent`, so the engine can switch per pass; the decisions
+are committed through the same reservation scripts as any offer.
+
+**Objective.** Priority classes are solved one after the other, highest first, each over the
+capacity the classes above left: a class gets exactly what it would get if no lower class
+existed, so a higher-priority contact never loses an agent to a lower one (``priority_first=
+False`` solves all contacts as one class). Within a class, lexicographically: (1) serve as
+many contacts as possible; (2) use as few agents who declined the contact as possible (they
+come last, as in `pick_agent`); (3) maximise the total score; (4) prefer, per contact, the
+agents `pick_agent` would prefer (longer idle, then smaller id). An unserved contact scores 0.
+The score is the snapshot score (`score(..., taken=0)`): a joint pass has no order, so the
+in-round occupancy term a greedy pass adds for a second slot of one agent does not apply.
+
+**Integer costs.** A min-cost flow (OR-Tools) source → contact (cap 1) → agent-channel node
+(cap = free slots of that channel) → sink, solved as a maximum flow of minimum cost, which
+is (1). For an arc of rank ``r`` in its contact's preference list (``r < R``), score units
+``s = round(score · 10^d)``: ``cost = F·declined + (s_top − s)·T + r`` with ``T = n·R`` and
+``F = n·(s_top − s_bottom + 1)·T`` (n contacts). The ranks of n arcs sum to less than T, so
+they never outweigh one score unit; n arcs' scores and ranks stay below F, so they never
+outweigh one declined agent. ``d`` starts at 6 and drops only if ``cost · nodes`` would not
+fit in 62 bits, so totals are exact to ``n/2·10^-d``.
+
+**Pruning that keeps the optimum.** A contact's preference list is cut to a prefix (in its
+own order) holding ``q`` free slots of its channel. Two certificates make the cut exact:
+
+* *Swap bound.* Let ``n_ch`` be the class's contacts on the contact's channel. If the prefix
+  holds ≥ ``n_ch`` slots, take any optimum that sends the contact ``c`` past its prefix: the
+  other ``n_ch − 1`` contacts of that channel fill at most ``n_ch − 1`` of the prefix's
+  slots (other channels use other nodes), so one prefix slot is free; moving ``c`` there
+  serves as many contacts and loses no weight. Each move puts one more contact inside its
+  prefix, so an optimum inside the pruned graph exists. This holds for capacity > 1: the
+  bound counts slots, not agents.
+* *Dual check.* After solving the pruned graph, a cut contact whose prefix still has an
+  agent-channel node with a free slot is provably fine: complementary slackness gives that
+  node a zero dual, so the contact's dual is at least the weight of its last kept arc, which
+  is at least the weight of any cut arc; every cut arc's dual constraint holds, and the
+  pruned optimum is optimal for the full graph (the assignment LP is totally unimodular).
+
+So lists start at the contacts sharing them plus a margin, and only contacts failing the
+dual check get longer lists (doubling, capped at the swap bound) before a re-solve. Scores
+are computed with numpy once per group of contacts sharing requirements, weights and
+channel (affinity and declines adjust single pairs).
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from ortools.graph.python import min_cost_flow
+
+from router.assign import Decision, Floor, assign, queue_rank, rule_for
+from router.domain import MAX_PROFICIENCY, Agent, AgentId, Channel, Contact
+from router.rules import Rule, RuleBook, Weights
+from router.scoring import Score, score
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+#: Extra slots a shared list starts with beyond the contacts sharing it.
+LIST_MARGIN = 4
+#: Finest score resolution in the integer costs (decimal digits).
+MAX_DIGITS = 6
+_COST_BITS = 62
+
+
+@dataclass(slots=True)
+class _Pool:
+    """The available agents as arrays, in tie order (longest idle first, then id)."""
+
+    agents: list[Agent]
+    index: dict[AgentId, int]
+    idle: Floats
+    occupancy: Floats
+    skills: dict[str, int]
+    levels: Ints
+    free: dict[Channel, Ints]
+
+
+@dataclass(slots=True)
+class _Group:
+    """Contacts sharing requirements, weights and channel: one score vector, one list."""
+
+    channel: Channel
+    required: Mapping[str, int]
+    weights: Weights
+    mask: Bools
+    base: Floats
+    holders: int
+    contacts: list[int] = field(default_factory=list)
+    prefix: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    threshold: float = -np.inf
+    complete: bool = False
+
+
+@dataclass(slots=True)
+class _List:
+    """One contact's kept candidates, best first."""
+
+    agents: Ints
+    scores: Floats
+    fresh: Bools
+    truncated: bool
+    slots: int
+
+
+def joint_assign(
+    contacts: Sequence[Contact],
+    floor: Floor,
+    rules: RuleBook,
+    now: float,
+    *,
+    priority_first: bool = True,
+) -> list[Decision]:
+    """Assign `contacts` jointly (see the module docstring for the objective), returned in
+    queue order like `assign`. Does not change `floor`."""
+    ranked = sorted(contacts, key=lambda c: queue_rank(c, rule_for(rules, c.issue)))
+    if len(ranked) <= 1:
+        return assign(ranked, floor, rules, now)
+    required = [rule_for(rules, c.issue).requirements(c, now) for c in ranked]
+    pool = _build_pool(floor, ranked, required, now)
+    chosen: dict[int, tuple[int, _List, _Group]] = {}
+    for members in _classes(ranked, priority_first):
+        groups = _build_groups(pool, ranked, required, rules, members, now)
+        chosen.update(_solve_class(pool, ranked, groups, members))
+    decisions = []
+    for i, contact in enumerate(ranked):
+        if i in chosen:
+            decisions.append(_decision(pool, contact, rules, now, required[i], *chosen[i]))
+    return decisions
+
+
+def _classes(ranked: Sequence[Contact], priority_first: bool) -> list[list[int]]:
+    if not priority_first:
+        return [list(range(len(ranked)))]
+    by_priority: defaultdict[int, list[int]] = defaultdict(list)
+    for i, contact in enumerate(ranked):
+        by_priority[contact.priority].append(i)
+    return [by_priority[p] for p in sorted(by_priority, reverse=True)]
+
+
+def _build_pool(
+    floor: Floor, ranked: Sequence[Contact], required: Sequence[Mapping[str, int]], now: float
+) -> _Pool:
+    agents = sorted(floor.candidates({}), key=lambda a: (a.idle_since, a.id))
+    skills: dict[str, int] = {}
+    for req in required:
+        for skill in req:
+            skills.setdefault(skill, len(skills))
+    names = list(skills)
+    levels = np.array([[a.skills.get(s, 0) for s in names] for a in agents], np.int64)
+    occupancy = []
+    for a in agents:
+        total = sum(a.capacity.values())
+        occupancy.append(1.0 - min(1.0, a.contacts_in_hand / total) if total else 0.0)
+    channels = {c.channel for c in ranked}
+    return _Pool(
+        agents=agents,
+        index={a.id: i for i, a in enumerate(agents)},
+        idle=np.array([now - a.idle_since for a in agents], np.float64),
+        occupancy=np.array(occupancy, np.float64),
+        skills=skills,
+        levels=levels.reshape(len(agents), len(names)),
+        free={ch: np.array([a.free_slots(ch) for a in agents], np.int64) for ch in channels},
+    )
+
+
+def _build_groups(
+    pool: _Pool,
+    ranked: Sequence[Contact],
+    required: Sequence[Mapping[str, int]],
+    rules: RuleBook,
+    members: Sequence[int],
+    now: float,
+) -> list[_Group]:
+    groups: dict[tuple[object, ...], _Group] = {}
+    for i in members:
+        contact, req = ranked[i], required[i]
+        weights = rule_for(rules, contact.issue).weights
+        key = (tuple(sorted(req.items())), weights, contact.channel)
+        if key not in groups:
+            groups[key] = _new_group(pool, contact.channel, req, weights)
+        groups[key].contacts.append(i)
+    return list(groups.values())
+
+
+def _new_group(pool: _Pool, channel: Channel, req: Mapping[str, int], w: Weights) -> _Group:
+    """Eligibility and base score (no affinity) over the pool, as `router.scoring` does."""
+    mask = pool.free[channel] > 0
+    holders = np.ones(len(pool.agents), np.bool_)
+    proficiency = np.zeros(len(pool.agents), np.int64)
+    for skill, level in req.items():
+        column = pool.levels[:, pool.skills[skill]]
+        mask &= column >= level
+        holders &= column > 0
+        proficiency += np.minimum(column, MAX_PROFICIENCY)
+    prof = proficiency / (MAX_PROFICIENCY * len(req)) if req else np.zeros(len(pool.agents))
+    idle = np.minimum(1.0, np.maximum(0.0, pool.idle) / w.idle_horizon_s)
+    base = w.proficiency * prof + w.idle * idle + w.occupancy * pool.occupancy
+    return _Group(channel, req, w, mask, base, int(holders.sum()))
+
+
+def _extend(group: _Group, pool: _Pool, slots: int) -> None:
+    """Make the group's prefix (best first) hold at least `slots` free slots, or all."""
+    eligible = np.flatnonzero(group.mask)
+    free = pool.free[group.channel]
+    if group.complete or (group.prefix.size and free[group.prefix].sum() >= slots):
+        return
+    rounded = np.round(group.base[eligible], 9)
+    if slots >= free[eligible].sum() or slots >= eligible.size:
+        group.threshold, group.complete = -np.inf, True
+        keep = eligible
+    else:
+        # Every eligible agent has >= 1 slot: the `slots` best hold enough. Ties at the
+        # threshold all come in, so the prefix is exact in preference order.
+        group.threshold = float(-np.partition(-rounded, slots - 1)[slots - 1])
+        keep = eligible[rounded >= group.threshold]
+        group.complete = keep.size == eligible.size
+    order = np.argsort(-np.round(group.base[keep], 9), kind="stable")
+    group.prefix = keep[order]
+
+
+def _contact_list(pool: _Pool, group: _Group, contact: Contact) -> _List:
+    """The group's prefix adjusted for this contact's affinity and declines, cut so that it
+    stays an exact prefix of the contact's own preference order."""
+    free = pool.free[group.channel]
+    special = {
+        pool.index[a]
+        for a in (contact.last_agent_id, *contact.known_agent_ids, *contact.declined_by)
+        if a is not None and a in pool.index and group.mask[pool.index[a]]
+    }
+    if not special:
+        agents = group.prefix
+        return _List(
+            agents,
+            group.base[agents],
+            np.ones(agents.size, np.bool_),
+            not group.complete,
+            int(free[agents].sum()),
+        )
+    agents = np.union1d(group.prefix, np.fromiter(special, np.int64))
+    scores = group.base[agents].copy()
+    fresh = np.ones(agents.size, np.bool_)
+    for k, a in enumerate(agents.tolist()):
+        agent_id = pool.agents[a].id
+        if agent_id == contact.last_agent_id:
+            scores[k] += group.weights.affinity * 1.0
+        elif agent_id in contact.known_agent_ids:
+            scores[k] += group.weights.affinity * 0.5
+        fresh[k] = agent_id not in contact.declined_by
+    rounded = np.round(scores, 9)
+    if not group.complete:
+        keep = fresh & (rounded >= group.threshold)
+        agents, scores, fresh, rounded = agents[keep], scores[keep], fresh[keep], rounded[keep]
+    order = np.lexsort((agents, -rounded, ~fresh))
+    agents = agents[order]
+    return _List(agents, scores[order], fresh[order], not group.complete, int(free[agents].sum()))
+
+
+def _solve_class(
+    pool: _Pool, ranked: Sequence[Contact], groups: list[_Group], members: Sequence[int]
+) -> dict[int, tuple[int, _List, _Group]]:
+    """Solve one priority class, growing only the lists that fail the dual check; take
+    the capacity it uses out of the pool."""
+    per_channel: defaultdict[Channel, int] = defaultdict(int)
+    for i in members:
+        per_channel[ranked[i].channel] += 1
+    bound = {i: per_channel[ranked[i].channel] for i in members}
+    group_of = {i: g for g in groups for i in g.contacts}
+    want = {i: min(bound[i], len(g.contacts) + LIST_MARGIN) for i, g in group_of.items()}
+    while True:
+        lists: dict[int, _List] = {}
+        for g in groups:
+            for i in g.contacts:
+                declined = [pool.index[a] for a in ranked[i].declined_by if a in pool.index]
+                extra = int(pool.free[g.channel][declined].sum()) if declined else 0
+                _extend(g, pool, want[i] + extra)
+                lists[i] = _contact_list(pool, g, ranked[i])
+        match, has_room = _min_cost_flow(pool, ranked, lists)
+        failing = [
+            i
+            for i, kept in lists.items()
+            if kept.truncated and kept.slots < bound[i] and not has_room[i]
+        ]
+        if not failing:
+            break
+        for i in failing:
+            want[i] = min(bound[i], 2 * max(want[i], lists[i].slots))
+    for i, a in match.items():
+        pool.free[ranked[i].channel][a] -= 1
+    return {i: (a, lists[i], group_of[i]) for i, a in match.items()}
+
+
+def _min_cost_flow(
+    pool: _Pool, ranked: Sequence[Contact], lists: Mapping[int, _List]
+) -> tuple[dict[int, int], dict[int, bool]]:
+    """Maximum flow of minimum cost over the kept arcs: the contact → agent matches, and
+    for each contact whether a node of its list kept a free slot (the dual check)."""
+    order = list(lists)
+    n = len(order)
+    sizes = np.array([lists[i].agents.size for i in order], np.int64)
+    arc_contact = np.repeat(np.arange(n, dtype=np.int64), sizes)
+    arc_agent = np.concatenate([lists[i].agents for i in order])
+    arc_score = np.concatenate([lists[i].scores for i in order])
+    arc_fresh = np.concatenate([lists[i].fresh for i in order])
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    arc_rank = np.arange(arc_agent.size, dtype=np.int64) - np.repeat(starts, sizes)
+    if arc_agent.size == 0:
+        return {}, {i: False for i in order}
+    channels = sorted({ranked[i].channel for i in order})
+    channel_no = {ch: k for k, ch in enumerate(channels)}
+    contact_channel = np.array([channel_no[ranked[i].channel] for i in order], np.int64)
+    keys, arc_node = np.unique(
+        arc_agent * len(channels) + np.repeat(contact_channel, sizes), return_inverse=True
+    )
+    free = np.stack([pool.free[ch] for ch in channels], axis=1)
+    node_free = free[keys // len(channels), keys % len(channels)]
+    m = keys.size
+    source, sink, first_contact, first_node = 0, 1, 2, 2 + n
+    tails = [np.full(n, source), first_contact + arc_contact, first_node + np.arange(m)]
+    heads = [first_contact + np.arange(n), first_node + arc_node, np.full(m, sink)]
+    costs = _integer_costs(arc_score, arc_fresh, arc_rank, n, first_node + m)
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.concatenate(tails).astype(np.int32),
+        np.concatenate(heads).astype(np.int32),
+        np.concatenate([np.ones(n + arc_agent.size, np.int64), node_free]),
+        np.concatenate([np.zeros(n, np.int64), costs, np.zeros(m, np.int64)]),
+    )
+    flow.set_nodes_supplies(np.array([source, sink], np.int32), np.array([n, -n], np.int64))
+    status = flow.solve_max_flow_with_min_cost()
+    if status != flow.OPTIMAL:
+        raise RuntimeError(f"min-cost flow failed with status {status}")
+    used = flow.flows(np.arange(n, n + arc_agent.size, dtype=np.int32)) > 0
+    match = {order[c]: int(a) for c, a in zip(arc_contact[used], arc_agent[used], strict=True)}
+    room = np.bincount(arc_node[used], minlength=m) < node_free
+    has_room = np.bincount(arc_contact, weights=room[arc_node], minlength=n) > 0
+    return match, {i: bool(has_room[c]) for c, i in enumerate(order)}
+
+
+def _integer_costs(scores: Floats, fresh: Bools, rank: Ints, n: int, nodes: int) -> Ints:
+    """Arc costs encoding (declined, score, rank) lexicographically; see the module doc."""
+    tie_span = n * (int(rank.max()) + 1)
+    for digits in range(MAX_DIGITS, -1, -1):
+        units = np.rint(scores * 10**digits).astype(np.int64)
+        top, bottom = int(units.max()), int(units.min())
+        tier = n * (top - bottom + 1) * tie_span if not fresh.all() else 0
+        largest = tier + (top - bottom) * tie_span + tie_span
+        if largest * (nodes + 1) < 2**_COST_BITS:
+            declined = (~fresh).astype(np.int64)
+            return np.asarray(declined * tier + (top - units) * tie_span + rank, np.int64)
+    raise ValueError(f"joint assignment too large for integer costs ({n} contacts)")
+
+
+def _decision(
+    pool: _Pool,
+    contact: Contact,
+    rules: RuleBook,
+    now: float,
+    required: Mapping[str, int],
+    agent_no: int,
+    kept: _List,
+    group: _Group,
+) -> Decision:
+    rule: Rule = rule_for(rules, contact.issue)
+    agent = pool.agents[agent_no]
+    runner = next((int(a) for a in kept.agents if a != agent_no), None)
+    runner_up: tuple[AgentId, Score] | None = None
+    if runner is not None:
+        other = pool.agents[runner]
+        runner_up = (other.id, score(other, contact, required, rule.weights, now))
+    return Decision(
+        contact=contact,
+        agent=agent,
+        score=score(agent, contact, required, rule.weights, now),
+        considered=group.holders,
+        eligible=int(group.mask.sum()),
+        runner_up=runner_up,
+        step=rule.step_at(contact.waited_s(now)),
+        required=required,
+    )
+
+
+__all__ = ["joint_assign"]
