@@ -268,7 +268,7 @@ class Floor:
                 self._spawn(self._handle(n, offer.name, offer.token))
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                self.errors[f"stream {exc.code().name}"] += 1
+                self.errors[f"stream {_why(exc)}"] += 1
         except asyncio.CancelledError:
             pass
 
@@ -287,7 +287,7 @@ class Floor:
             )
             self.completed += 1
         except grpc.aio.AioRpcError as exc:
-            self.errors[f"accept/complete {exc.code().name}"] += 1
+            self.errors[f"accept/complete {_why(exc)}"] += 1
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -331,7 +331,7 @@ class Floor:
             reply = await self.contacts.SubmitContact(request, metadata=self.meta)
             self.last_contact = reply.name
         except grpc.aio.AioRpcError as exc:
-            self.errors[f"submit {exc.code().name}"] += 1
+            self.errors[f"submit {_why(exc)}"] += 1
             self.submitted.pop(seq, None)
             return
         self.submit_rtt[seq] = time.perf_counter() - started
@@ -390,6 +390,10 @@ class Floor:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(self.plan.concurrency)))
         return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def _why(exc: grpc.aio.AioRpcError) -> str:
+    return f"{exc.code().name}: {(exc.details() or '')[:60]}"
 
 
 def redis_benchmark(url: str, concurrency: int, requests: int) -> float | None:

@@ -71,8 +71,11 @@ class RedisState:
         audit_maxlen: int = 100_000,
         idempotency_ttl_s: int = 86_400,
         history_length: int = 50,
+        replica_id: str = "",
     ) -> None:
         self.redis = redis
+        #: Named in the notices of this replica's offers, so it can skip its own.
+        self.replica_id = replica_id
         # The client decodes replies (decode_responses=True), which redis-py's type hints
         # cannot express; commands go through this untyped alias and results are typed here.
         self._r: Any = redis
@@ -150,6 +153,16 @@ class RedisState:
             ],
         )
 
+    async def idempotency_record(
+        self, tenant: TenantId, method: str, request_id: str
+    ) -> tuple[str, str] | None:
+        """(payload digest, contact id) of the first request with this key, if any."""
+        raw = await self._r.get(keys.idempotency(tenant, method, request_id))
+        if raw is None:
+            return None
+        digest, _, contact_id = str(raw).partition("|")
+        return digest, contact_id
+
     async def read_contact(self, tenant: TenantId, contact_id: ContactId) -> dict[str, str]:
         """The contact's hash (empty if unknown)."""
         return dict(await self._r.hgetall(keys.contact(tenant, contact_id)))
@@ -202,6 +215,7 @@ class RedisState:
                         r.nonce,
                         keys.events(tenant),
                         r.reason,
+                        self.replica_id,
                     ],
                     client=pipe,
                 )
@@ -213,11 +227,10 @@ class RedisState:
         contact_id: ContactId,
         agent_id: AgentId,
         token: int,
-        issue: str,
-        channel: Channel,
         day: str,
     ) -> ScriptResult:
-        """Commit an accept if the offer is still this agent's with this token."""
+        """Commit an accept if the offer is still this agent's with this token; the
+        values are the contact's hash, flattened."""
         return await self._run(
             "accept_offer",
             [
@@ -226,7 +239,7 @@ class RedisState:
                 keys.agent(tenant, agent_id),
                 keys.stats(tenant, day),
             ],
-            [contact_id, agent_id, token, keys.events(tenant), f"{issue}:{channel.value}:"],
+            [contact_id, agent_id, token, keys.events(tenant)],
         )
 
     async def release(
@@ -275,11 +288,10 @@ class RedisState:
         note: str,
         entry: Mapping[str, Any],
         customer_id: CustomerId | None,
-        issue: str,
-        channel: Channel,
         day: str,
     ) -> ScriptResult:
-        """Close an accepted contact and append it to the customer's history."""
+        """Close an accepted contact and append it to the customer's history; the values
+        are the contact's hash, flattened."""
         return await self._run(
             "complete",
             [
@@ -299,7 +311,6 @@ class RedisState:
                 json.dumps(dict(entry)),
                 self.history_length,
                 keys.events(tenant),
-                f"{issue}:{channel.value}:",
                 "1" if customer_id else "0",
             ],
         )
@@ -526,15 +537,18 @@ class RedisState:
         customer_id: CustomerId,
         identities: Sequence[tuple[str, str]],
         seen_owners: Sequence[str],
+        history_limit: int = 20,
     ) -> ScriptResult:
-        """Map identities to `customer_id` if they still resolve as the caller saw."""
+        """Map identities to `customer_id` if they still resolve as the caller saw; the
+        values are the customer id and its newest history entries (JSON)."""
         return await self._run(
             "resolve_customer",
-            [keys.customer(tenant, customer_id)]
+            [keys.customer(tenant, customer_id), keys.history(tenant, customer_id)]
             + [keys.identity(tenant, k, v) for k, v in identities],
             [
                 customer_id,
                 json.dumps([{"kind": k, "value": v} for k, v in identities]),
+                history_limit,
                 *seen_owners,
             ],
         )

@@ -181,7 +181,8 @@ def pick_agent(
         fresh = agent.id not in contact.declined_by
         entry = ((fresh, *preference(agent, agent_score)), agent, agent_score)
         if best is None or entry[0] > best[0]:
-            best, second = entry, best
+            second = best  # two statements: mypyc mis-narrows the tuple assignment
+            best = entry
         elif second is None or entry[0] > second[0]:
             second = entry
     if best is None:

@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "bootstrap": "operator: create a first admin key for a tenant directly in REDIS_URL",
     "simulate": "planner: simulate a scenario with the live routing policy",
     "staff": "planner: Erlang C/A staffing for an interval or a forecast",
+    "plan": "planner: forecast, staffing and a week's shift schedule, checked by simulation",
 }
 
 
@@ -68,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from simulations.cli import main as simulate_main
 
         return int(simulate_main(rest))
+    if command == "plan":
+        from simulations.planning.cli import main as plan_main
+
+        return int(plan_main(rest))
     if command == "staff":
         from simulations.cli_staff import main as staff_main
 

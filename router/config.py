@@ -29,7 +29,7 @@ class Settings:
     queue_scan: int = 256
     tick_s: float = 1.0
     sweep_s: float = 0.5
-    mirror_refresh_s: float = 5.0
+    mirror_refresh_s: float = 30.0
     idempotency_ttl_s: int = 86_400
     audit_maxlen: int = 100_000
     grace_s: float = 10.0

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,13 +24,16 @@ import structlog
 from queues.records import ContactRecord, parse_agent, parse_contact, rule_from_json
 from queues.state import RedisState, Reservation
 from router.assign import Decision, Floor, assign
-from router.domain import AgentId, ContactId, ContactStatus, TenantId
+from router.domain import AgentId, Channel, ContactId, ContactStatus, TenantId
+from router.ids import new_id
 from router.rules import RuleBook
 
 if TYPE_CHECKING:
     from router.config import Settings
 
 log = structlog.get_logger(__name__)
+
+_RELOAD_SLICE = 100
 
 
 def explain(decision: Decision) -> str:
@@ -98,6 +101,27 @@ class TenantRouter:
         """Re-read every agent before the next pass (after notices may have been lost)."""
         self._full_refresh_at = 0.0
         self._wake.set()
+
+    def load_changed(
+        self, agent_id: AgentId, load: Mapping[str, int], version: int | None = None
+    ) -> None:
+        """A notice carried the agent's load after a change: apply it to the mirror
+        without reading the agent (unless the mirror lacks it or has another version)."""
+        agent = self.floor.get(agent_id)
+        if agent is None or (version is not None and version != agent.version):
+            self.agent_changed(agent_id)
+            return
+        try:
+            new_load = {Channel(ch): int(n) for ch, n in load.items() if int(n)}
+        except ValueError:
+            self.agent_changed(agent_id)
+            return
+        self.floor.put(replace(agent, load=new_load))
+        self._wake.set()
+
+    def remember(self, record: ContactRecord) -> None:
+        """A contact this replica just queued: route it without reading it back."""
+        self._contacts[record.id] = record
 
     def contact_changed(self, contact_id: str) -> None:
         """Forget what this replica cached of a contact (it was requeued or closed)."""
@@ -170,7 +194,7 @@ class TenantRouter:
                 channel=d.contact.channel,
                 agent_id=d.agent.id,
                 agent_version=d.agent.version,
-                nonce=secrets.token_hex(8),
+                nonce=new_id(),
                 reason=explain(d),
             )
             for d in decisions
@@ -245,12 +269,17 @@ class TenantRouter:
             await self._reload(ids)
 
     async def _reload(self, ids: list[AgentId]) -> None:
-        records = await self._state.read_agents(self.tenant, ids)
-        for agent_id, record in zip(ids, records, strict=True):
-            if record is None:
-                self.floor.remove(agent_id)
-            else:
-                self.floor.put(parse_agent(agent_id, record))
+        # In slices, yielding between them: a full refresh of a large floor must not hold
+        # the event loop (1,000 agents are ~3,000 replies to parse).
+        for start in range(0, len(ids), _RELOAD_SLICE):
+            chunk = ids[start : start + _RELOAD_SLICE]
+            records = await self._state.read_agents(self.tenant, chunk)
+            for agent_id, record in zip(chunk, records, strict=True):
+                if record is None:
+                    self.floor.remove(agent_id)
+                else:
+                    self.floor.put(parse_agent(agent_id, record))
+            await asyncio.sleep(0)
 
     def cached_contact(self, contact_id: ContactId) -> ContactRecord | None:
         """What this replica last read of a waiting contact, if anything."""

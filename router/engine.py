@@ -14,11 +14,11 @@ import contextvars
 import hashlib
 import json
 import random
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 import structlog
 
@@ -45,6 +45,7 @@ from router.domain import (
 )
 from router.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from router.hub import Hub
+from router.ids import new_id
 from router.rules import RuleBook
 
 log = structlog.get_logger(__name__)
@@ -79,9 +80,24 @@ class Withdrawal:
     reason: str
 
 
+_day_cache: dict[int, str] = {}
+
+
 def today(now_s: float) -> str:
     """The UTC day (``yyyymmdd``) that today's counters are kept under."""
-    return datetime.fromtimestamp(now_s, UTC).strftime("%Y%m%d")
+    day = int(now_s // 86400)
+    text = _day_cache.get(day)
+    if text is None:
+        text = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d")
+        _day_cache.clear()
+        _day_cache[day] = text
+    return text
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    """A flattened hash reply (``[k1, v1, k2, v2, ...]``) as a dict."""
+    items = list(flat)
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items), 2)}
 
 
 class Engine:
@@ -98,6 +114,8 @@ class Engine:
         self._known_tenants: set[TenantId] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.clock_offset_s = 0.0
+        #: Customer of each contact accepted through this replica, until completed.
+        self._held: dict[ContactId, CustomerId | None] = {}
         #: Called when API keys change anywhere (to drop authentication caches).
         self.key_listeners: list[Callable[[], None]] = []
 
@@ -175,15 +193,25 @@ class Engine:
             )
         rule = rule_for(rules, draft.issue)
         digest = _digest(draft, identities)
-        customer_id = await self._resolve_customer(tenant, identities) if identities else None
+        if request_id:
+            # Answer a replay before touching anything (the script re-checks atomically).
+            first = await self.state.idempotency_record(tenant, "SubmitContact", request_id)
+            if first is not None:
+                if first[0] != digest:
+                    raise AlreadyExists(
+                        "request_id: already used with a different contact; use a new "
+                        "idempotency key"
+                    )
+                return await self.get_contact(tenant, ContactId(first[1]))
+        customer_id: CustomerId | None = None
         last_agent: AgentId | None = None
         known: tuple[AgentId, ...] = ()
-        if customer_id:
-            (raw,) = await self.state.read_histories(tenant, [customer_id], 20)
-            last_agent, known = _history_hints([parse_history(r) for r in raw], draft.issue)
+        if identities:
+            customer_id, history = await self._resolve_customer(tenant, identities)
+            last_agent, known = _history_hints(history, draft.issue)
         contact = replace(
             draft,
-            id=ContactId(secrets.token_hex(8)),
+            id=ContactId(new_id()),
             customer_id=customer_id,
             last_agent_id=last_agent,
             known_agent_ids=known,
@@ -204,33 +232,42 @@ class Engine:
             raise AlreadyExists(
                 "request_id: already used with a different contact; use a new idempotency key"
             )
-        contact_id = ContactId(str(result.values[0]))
-        if result.code == 1:
-            router.wake()
-            log.info(
-                "contact_queued",
-                tenant=tenant,
-                contact_id=contact_id,
-                issue=contact.issue,
-                channel=contact.channel.value,
-                priority=contact.priority,
-                customer_id=customer_id,
-                last_agent=last_agent,
-            )
-        return await self.get_contact(tenant, contact_id)
+        if result.code != 1:  # the same request again: its first answer, as it is now
+            return await self.get_contact(tenant, ContactId(str(result.values[0])))
+        record = ContactRecord(
+            contact=replace(contact, arrived_at=int(result.values[1]) / 1000.0),
+            status=ContactStatus.QUEUED,
+            target_ms=target_ms,
+            identities=tuple(identities),
+            attributes=dict(draft.attributes),
+        )
+        router.remember(record)
+        router.wake()
+        log.info(
+            "contact_queued",
+            tenant=tenant,
+            contact_id=contact.id,
+            issue=contact.issue,
+            channel=contact.channel.value,
+            priority=contact.priority,
+            customer_id=customer_id,
+            last_agent=last_agent,
+        )
+        return record
 
     async def _resolve_customer(
         self, tenant: TenantId, identities: Sequence[tuple[str, str]]
-    ) -> CustomerId:
+    ) -> tuple[CustomerId, list[HistoryItem]]:
+        """The customer the identities resolve to (created if new) and its history."""
         for _ in range(5):
             owners = await self.state.identity_owners(tenant, identities)
             found = [o for o in owners if o]
-            customer = CustomerId(found[0] if found else "cu" + secrets.token_hex(7))
+            customer = CustomerId(found[0] if found else "cu" + new_id()[:14])
             result = await self.state.resolve_customer(tenant, customer, identities, owners)
             if result.ok:
                 if len(set(found)) > 1:
                     log.warning("identities_of_several_customers", tenant=tenant, customers=found)
-                return customer
+                return customer, [parse_history(str(r)) for r in result.values[1:]]
         raise Conflict("contact.identities: changed concurrently too often; retry")
 
     async def get_contact(self, tenant: TenantId, contact_id: ContactId) -> ContactRecord:
@@ -297,19 +334,15 @@ class Engine:
         self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId, token: int
     ) -> ContactRecord:
         """The agent takes the offer, if it is still theirs with this token."""
-        record = await self._offer_record(tenant, agent_id, contact_id)
-        result = await self.state.accept(
-            tenant,
-            contact_id,
-            agent_id,
-            token,
-            record.contact.issue,
-            record.contact.channel,
-            today(self.now()),
-        )
-        self._check_offer_result(result, contact_id, token)
+        result = await self.state.accept(tenant, contact_id, agent_id, token, today(self.now()))
+        if not result.ok:
+            await self._offer_refused(tenant, agent_id, contact_id, token, result)
+        record = parse_contact(contact_id, _pairs(result.values[0]))
+        self._held[contact_id] = record.contact.customer_id
+        if len(self._held) > 100_000:
+            self._held.clear()
         log.info("offer_accepted", tenant=tenant, contact_id=contact_id, agent_id=agent_id)
-        return await self.get_contact(tenant, contact_id)
+        return record
 
     async def decline(
         self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId, token: int
@@ -341,10 +374,19 @@ class Engine:
         note: str,
     ) -> ContactRecord:
         """The agent finishes an accepted contact; it enters the customer's history."""
-        record = await self._offer_record(tenant, agent_id, contact_id)
-        entry = history_entry(
-            replace(record, agent_id=agent_id), ContactStatus.COMPLETED, outcome, note
-        )
+        if contact_id in self._held:
+            customer_id = self._held.pop(contact_id)
+        else:
+            customer_id = (
+                await self._offer_record(tenant, agent_id, contact_id)
+            ).contact.customer_id
+        entry = {
+            "contact": contact_id,
+            "agent": agent_id,
+            "outcome": outcome,
+            "note": note,
+            "status": ContactStatus.COMPLETED.value,
+        }
         result = await self.state.complete(
             tenant,
             contact_id,
@@ -353,14 +395,13 @@ class Engine:
             outcome,
             note,
             entry,
-            record.contact.customer_id,
-            record.contact.issue,
-            record.contact.channel,
+            customer_id,
             today(self.now()),
         )
         if result.code == -3 and result.values and result.values[0] == "offered":
             raise Conflict(f"offer of contact {contact_id!r} is not accepted yet")
-        self._check_offer_result(result, contact_id, token)
+        if not result.ok:
+            await self._offer_refused(tenant, agent_id, contact_id, token, result)
         self.router(tenant).wake()
         log.info(
             "contact_completed",
@@ -369,7 +410,21 @@ class Engine:
             agent_id=agent_id,
             outcome=outcome,
         )
-        return await self.get_contact(tenant, contact_id)
+        return parse_contact(contact_id, _pairs(result.values[0]))
+
+    async def _offer_refused(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        contact_id: ContactId,
+        token: int,
+        result: ScriptResult,
+    ) -> NoReturn:
+        """Raise the error a refused accept, decline or complete deserves: NotFound when
+        the offer was never this agent's (or either does not exist), else Conflict."""
+        await self._offer_record(tenant, agent_id, contact_id)
+        self._check_offer_result(result, contact_id, token)
+        raise Conflict(f"offer of contact {contact_id!r} is not open for this agent")
 
     async def _offer_record(
         self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId
@@ -380,7 +435,9 @@ class Engine:
         record = parse_contact(contact_id, fields)
         if record.agent_id != agent_id:
             await self.require_agent(tenant, agent_id)
-            raise NotFound(f"offer of contact {contact_id!r} to agent {agent_id!r} not found")
+            raise Conflict(
+                f"contact {contact_id!r} is not offered to or held by agent {agent_id!r}"
+            )
         return record
 
     @staticmethod

@@ -117,8 +117,13 @@ class Hub:
             router.wake()
         elif kind == "rule":
             router.rules_changed()
-        if agent is not None and kind in ("offered", "requeued", "completed", "withdrawn", "agent"):
-            router.agent_changed(agent)
+        if agent is not None:
+            load = event.get("ld")
+            if kind in ("offered", "requeued", "completed") and isinstance(load, dict):
+                version = event.get("v")
+                router.load_changed(agent, load, int(version) if version is not None else None)
+            elif kind in ("offered", "requeued", "completed", "withdrawn", "agent"):
+                router.agent_changed(agent)
         if contact is not None and kind in ("requeued", "abandoned", "offered"):
             router.contact_changed(contact)
         if kind in ("requeued", "completed", "withdrawn"):

@@ -6,7 +6,6 @@ Health checking and reflection need no key (probes and grpcurl use them as they 
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from grpc import StatusCode
 from queues.state import RedisState
 from router.auth import Authenticator, Principal, check_role
 from router.errors import PermissionDenied, Unauthenticated
+from router.ids import new_id
 from router.principal import current_principal
 
 log = structlog.get_logger(__name__)
@@ -93,7 +93,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             tenant=principal.tenant,
             method=method,
             role=principal.role.value,
-            request_id=secrets.token_hex(6),
+            request_id=new_id()[:12],
         )
 
     def _unary(self, behavior: Any, method: str) -> Any:

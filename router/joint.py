@@ -17,12 +17,13 @@ in-round occupancy term a greedy pass adds for a second slot of one agent does n
 
 **Integer costs.** A min-cost flow (OR-Tools) source → contact (cap 1) → agent-channel node
 (cap = free slots of that channel) → sink, solved as a maximum flow of minimum cost, which
-is (1). For an arc of rank ``r`` in its contact's preference list (``r < R``), score units
-``s = round(score · 10^d)``: ``cost = F·declined + (s_top − s)·T + r`` with ``T = n·R`` and
-``F = n·(s_top − s_bottom + 1)·T`` (n contacts). The ranks of n arcs sum to less than T, so
-they never outweigh one score unit; n arcs' scores and ranks stay below F, so they never
-outweigh one declined agent. ``d`` starts at 6 and drops only if ``cost · nodes`` would not
-fit in 62 bits, so totals are exact to ``n/2·10^-d``.
+is (1). Arcs of one contact come best first; ``r`` is an arc's position among that
+contact's arcs of equal score units ``s = round(score · 10^d)`` (``r < R``, usually 0):
+``cost = F·declined + (s_top − s)·T + r`` with ``T = n·R`` and ``F = n·(s_top − s_bottom
++ 1)·T`` (n contacts). The ranks of n arcs sum to less than T, so they never outweigh one
+score unit; n arcs' scores and ranks stay below F, so they never outweigh one declined
+agent. ``d`` starts at 6 and drops only if ``cost · nodes`` would not fit in 62 bits, so
+totals are exact to ``n/2·10^-d``.
 
 **Pruning that keeps the optimum.** A contact's preference list is cut to a prefix (in its
 own order) holding ``q`` free slots of its channel. Two certificates make the cut exact:
@@ -39,9 +40,10 @@ own order) holding ``q`` free slots of its channel. Two certificates make the cu
   node a zero dual, so the contact's dual is at least the weight of its last kept arc, which
   is at least the weight of any cut arc; every cut arc's dual constraint holds, and the
   pruned optimum is optimal for the full graph (the assignment LP is totally unimodular).
+  Contacts are either uncut, past the swap bound, or pass this check, so the two combine.
 
 So lists start at the contacts sharing them plus a margin, and only contacts failing the
-dual check get longer lists (doubling, capped at the swap bound) before a re-solve. Scores
+dual check get longer lists (× ``LIST_GROWTH``, capped at the swap bound) before a re-solve. Scores
 are computed with numpy once per group of contacts sharing requirements, weights and
 channel (affinity and declines adjust single pairs).
 
@@ -50,6 +52,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,8 +70,11 @@ Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
-#: Extra slots a shared list starts with beyond the contacts sharing it.
-LIST_MARGIN = 4
+#: Extra slots a list starts with beyond the contacts sharing it: LIST_MARGIN plus twice
+#: the square root of the contacts competing on its channel (measured: one or two solves).
+LIST_MARGIN = 8
+#: Factor by which a list that fails the dual check grows before the next solve.
+LIST_GROWTH = 4
 #: Finest score resolution in the integer costs (decimal digits).
 MAX_DIGITS = 6
 _COST_BITS = 62
@@ -158,20 +164,24 @@ def _build_pool(
         for skill in req:
             skills.setdefault(skill, len(skills))
     names = list(skills)
-    levels = np.array([[a.skills.get(s, 0) for s in names] for a in agents], np.int64)
-    occupancy = []
+    channels = sorted({c.channel for c in ranked})
+    levels, idle, occupancy, free = [], [], [], []
     for a in agents:
+        held = a.skills
+        levels.append([held.get(s, 0) for s in names])
+        idle.append(now - a.idle_since)
         total = sum(a.capacity.values())
         occupancy.append(1.0 - min(1.0, a.contacts_in_hand / total) if total else 0.0)
-    channels = {c.channel for c in ranked}
+        free.append([a.free_slots(ch) for ch in channels])
+    free_by = np.array(free, np.int64).reshape(len(agents), len(channels))
     return _Pool(
         agents=agents,
         index={a.id: i for i, a in enumerate(agents)},
-        idle=np.array([now - a.idle_since for a in agents], np.float64),
+        idle=np.array(idle, np.float64),
         occupancy=np.array(occupancy, np.float64),
         skills=skills,
-        levels=levels.reshape(len(agents), len(names)),
-        free={ch: np.array([a.free_slots(ch) for a in agents], np.int64) for ch in channels},
+        levels=np.array(levels, np.int64).reshape(len(agents), len(names)),
+        free={ch: free_by[:, k].copy() for k, ch in enumerate(channels)},
     )
 
 
@@ -230,41 +240,46 @@ def _extend(group: _Group, pool: _Pool, slots: int) -> None:
     group.prefix = keep[order]
 
 
-def _contact_list(pool: _Pool, group: _Group, contact: Contact) -> _List:
-    """The group's prefix adjusted for this contact's affinity and declines, cut so that it
-    stays an exact prefix of the contact's own preference order."""
+def _special(pool: _Pool, group: _Group, contact: Contact) -> tuple[int, ...]:
+    """Eligible agents whose score or rank differs for this contact (affinity, declines)."""
+    named = (contact.last_agent_id, *contact.known_agent_ids, *contact.declined_by)
+    found = {pool.index[a] for a in named if a is not None and a in pool.index}
+    return tuple(sorted(a for a in found if group.mask[a]))
+
+
+def _contact_list(
+    pool: _Pool, group: _Group, contact: Contact, want: int, special: tuple[int, ...]
+) -> _List:
+    """The contact's best candidates holding `want` slots: the group's prefix adjusted for
+    its affinity and declines, always an exact prefix of its own preference order."""
     free = pool.free[group.channel]
-    special = {
-        pool.index[a]
-        for a in (contact.last_agent_id, *contact.known_agent_ids, *contact.declined_by)
-        if a is not None and a in pool.index and group.mask[pool.index[a]]
-    }
-    if not special:
-        agents = group.prefix
-        return _List(
-            agents,
-            group.base[agents],
-            np.ones(agents.size, np.bool_),
-            not group.complete,
-            int(free[agents].sum()),
-        )
-    agents = np.union1d(group.prefix, np.fromiter(special, np.int64))
-    scores = group.base[agents].copy()
+    agents = group.prefix
+    scores = group.base[agents]
     fresh = np.ones(agents.size, np.bool_)
-    for k, a in enumerate(agents.tolist()):
-        agent_id = pool.agents[a].id
-        if agent_id == contact.last_agent_id:
-            scores[k] += group.weights.affinity * 1.0
-        elif agent_id in contact.known_agent_ids:
-            scores[k] += group.weights.affinity * 0.5
-        fresh[k] = agent_id not in contact.declined_by
-    rounded = np.round(scores, 9)
-    if not group.complete:
-        keep = fresh & (rounded >= group.threshold)
-        agents, scores, fresh, rounded = agents[keep], scores[keep], fresh[keep], rounded[keep]
-    order = np.lexsort((agents, -rounded, ~fresh))
-    agents = agents[order]
-    return _List(agents, scores[order], fresh[order], not group.complete, int(free[agents].sum()))
+    if special:
+        agents = np.union1d(agents, np.array(special, np.int64))
+        scores = group.base[agents]
+        fresh = np.ones(agents.size, np.bool_)
+        for a in special:
+            k = int(np.searchsorted(agents, a))
+            agent_id = pool.agents[a].id
+            if agent_id == contact.last_agent_id:
+                scores[k] += group.weights.affinity * 1.0
+            elif agent_id in contact.known_agent_ids:
+                scores[k] += group.weights.affinity * 0.5
+            fresh[k] = agent_id not in contact.declined_by
+        rounded = np.round(scores, 9)
+        if not group.complete:
+            # Past the group's threshold lie agents this list does not see: cut there.
+            keep = fresh & (rounded >= group.threshold)
+            agents, scores, fresh, rounded = agents[keep], scores[keep], fresh[keep], rounded[keep]
+        order = np.lexsort((agents, -rounded, ~fresh))
+        agents, scores, fresh = agents[order], scores[order], fresh[order]
+    slots = np.cumsum(free[agents])
+    size = min(agents.size, int(np.searchsorted(slots, want)) + 1)
+    truncated = size < agents.size or not group.complete
+    total = int(slots[size - 1]) if size else 0
+    return _List(agents[:size], scores[:size], fresh[:size], truncated, total)
 
 
 def _solve_class(
@@ -277,15 +292,25 @@ def _solve_class(
         per_channel[ranked[i].channel] += 1
     bound = {i: per_channel[ranked[i].channel] for i in members}
     group_of = {i: g for g in groups for i in g.contacts}
-    want = {i: min(bound[i], len(g.contacts) + LIST_MARGIN) for i, g in group_of.items()}
+    want = {
+        i: min(bound[i], len(g.contacts) + LIST_MARGIN + 2 * math.isqrt(bound[i]))
+        for i, g in group_of.items()
+    }
+    special = {i: _special(pool, g, ranked[i]) for i, g in group_of.items()}
     while True:
         lists: dict[int, _List] = {}
-        for g in groups:
+        shared: dict[tuple[int, int], _List] = {}  # plain contacts of a group share lists
+        for k, g in enumerate(groups):
             for i in g.contacts:
                 declined = [pool.index[a] for a in ranked[i].declined_by if a in pool.index]
                 extra = int(pool.free[g.channel][declined].sum()) if declined else 0
                 _extend(g, pool, want[i] + extra)
-                lists[i] = _contact_list(pool, g, ranked[i])
+                if special[i]:
+                    lists[i] = _contact_list(pool, g, ranked[i], want[i], special[i])
+                    continue
+                if (k, want[i]) not in shared:
+                    shared[(k, want[i])] = _contact_list(pool, g, ranked[i], want[i], ())
+                lists[i] = shared[(k, want[i])]
         match, has_room = _min_cost_flow(pool, ranked, lists)
         failing = [
             i
@@ -295,7 +320,7 @@ def _solve_class(
         if not failing:
             break
         for i in failing:
-            want[i] = min(bound[i], 2 * max(want[i], lists[i].slots))
+            want[i] = min(bound[i], LIST_GROWTH * max(want[i], lists[i].slots))
     for i, a in match.items():
         pool.free[ranked[i].channel][a] -= 1
     return {i: (a, lists[i], group_of[i]) for i, a in match.items()}
@@ -313,8 +338,6 @@ def _min_cost_flow(
     arc_agent = np.concatenate([lists[i].agents for i in order])
     arc_score = np.concatenate([lists[i].scores for i in order])
     arc_fresh = np.concatenate([lists[i].fresh for i in order])
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    arc_rank = np.arange(arc_agent.size, dtype=np.int64) - np.repeat(starts, sizes)
     if arc_agent.size == 0:
         return {}, {i: False for i in order}
     channels = sorted({ranked[i].channel for i in order})
@@ -329,7 +352,7 @@ def _min_cost_flow(
     source, sink, first_contact, first_node = 0, 1, 2, 2 + n
     tails = [np.full(n, source), first_contact + arc_contact, first_node + np.arange(m)]
     heads = [first_contact + np.arange(n), first_node + arc_node, np.full(m, sink)]
-    costs = _integer_costs(arc_score, arc_fresh, arc_rank, n, first_node + m)
+    costs = _integer_costs(arc_score, arc_fresh, arc_contact, n, first_node + m)
     flow = min_cost_flow.SimpleMinCostFlow()
     flow.add_arcs_with_capacity_and_unit_cost(
         np.concatenate(tails).astype(np.int32),
@@ -348,11 +371,21 @@ def _min_cost_flow(
     return match, {i: bool(has_room[c]) for c, i in enumerate(order)}
 
 
-def _integer_costs(scores: Floats, fresh: Bools, rank: Ints, n: int, nodes: int) -> Ints:
-    """Arc costs encoding (declined, score, rank) lexicographically; see the module doc."""
-    tie_span = n * (int(rank.max()) + 1)
+def _integer_costs(scores: Floats, fresh: Bools, arc_contact: Ints, n: int, nodes: int) -> Ints:
+    """Arc costs encoding (declined, score, rank) lexicographically (see the module doc).
+    Arcs come grouped by contact, best first; the rank counts only within a run of equal
+    score units, so it is usually 0 and the costs stay small."""
+    positions = np.arange(scores.size, dtype=np.int64)
     for digits in range(MAX_DIGITS, -1, -1):
         units = np.rint(scores * 10**digits).astype(np.int64)
+        new_run = np.ones(scores.size, np.bool_)
+        new_run[1:] = (
+            (arc_contact[1:] != arc_contact[:-1])
+            | (units[1:] != units[:-1])
+            | (fresh[1:] != fresh[:-1])
+        )
+        rank = positions - np.maximum.accumulate(np.where(new_run, positions, 0))
+        tie_span = n * (int(rank.max()) + 1)
         top, bottom = int(units.max()), int(units.min())
         tier = n * (top - bottom + 1) * tie_span if not fresh.all() else 0
         largest = tier + (top - bottom) * tie_span + tie_span

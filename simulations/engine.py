@@ -44,9 +44,9 @@ class Engine:
         self.plan = plan
         self.seed = seed
         self._progress = progress
-        self._rules: dict[str, Rule] = {issue: plan.rule(issue) for issue in plan.issues()}
         self._journey_rng = random.Random(f"{seed}:journeys")
         self.log = RunLog.empty(plan)
+        self._rules: dict[str, Rule] = {issue: plan.rule(issue) for issue in self.log.issues}
         self._issue_index = {issue: i for i, issue in enumerate(self.log.issues)}
         self._channel_index = {ch: i for i, ch in enumerate(self.log.channels)}
         self._events: list[tuple[float, int, int, object]] = []
@@ -65,7 +65,8 @@ class Engine:
             self._in_hand[spec.id] = 0
             for start, end in spec.on_duty:
                 self._push(start, ON, spec.id)
-                self._push(end, OFF, spec.id)
+                if end < math.inf:  # on duty for good: no event that would end the run at inf
+                    self._push(end, OFF, spec.id)
 
     # -- the loop -----------------------------------------------------------------------
 

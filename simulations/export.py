@@ -42,11 +42,11 @@ def clock(seconds: float) -> str:
     return f"d{day + 1} {text}" if day else text
 
 
-def _estimate(e: Estimate) -> dict[str, float | None]:
+def _estimate(e: Estimate) -> dict[str, float | int | None]:
     def clean(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 6)
 
-    return {"mean": clean(e.mean), "ci95": clean(e.half_width), "n": float(e.n)}
+    return {"mean": clean(e.mean), "ci95": clean(e.half_width), "n": e.n}
 
 
 def to_dict(reps: Replications, target_service_level: float) -> dict[str, Any]:

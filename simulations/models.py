@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -206,8 +205,3 @@ def merge_periods(periods: Sequence[tuple[float, float]]) -> list[tuple[float, f
 def on_duty_seconds(periods: Sequence[tuple[float, float]], start: float, end: float) -> float:
     """Seconds of `periods` that fall within [start, end)."""
     return sum(max(0.0, min(b, end) - max(a, start)) for a, b in periods)
-
-
-def step_lookup(edges: Sequence[float], values: Sequence[float], t: float) -> float:
-    """Value of a step function with `values[i]` from `edges[i]` on (helper for profiles)."""
-    return values[max(0, bisect_right(edges, t) - 1)]

@@ -35,7 +35,7 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 img{max-width:100%}.note{color:#555;font-size:0.9em}"""
 
 
-def _png(fig: Figure) -> str:
+def figure_png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -66,7 +66,7 @@ def _service_level_plot(reps: Replications, target: float) -> str:
     ax.set_title("Service level per interval (answered within target / offered)")
     _ticks(ax, [k * reps.plan.interval_s for k in range(reps.plan.n_intervals)])
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _queue_plot(reps: Replications) -> str:
@@ -82,7 +82,7 @@ def _queue_plot(reps: Replications) -> str:
     ax.set_title("Queue length per interval")
     _ticks(ax, starts)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _staffing_plot(reps: Replications, target: float) -> str:
@@ -100,7 +100,7 @@ def _staffing_plot(reps: Replications, target: float) -> str:
     ax.set_title("Staffing against requirement")
     _ticks(ax, starts)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _waits_plot(reps: Replications) -> str:
@@ -130,7 +130,7 @@ def _waits_plot(reps: Replications) -> str:
     ax.set_yscale("symlog", linthresh=10)
     ax.set_title("Waits by issue and channel")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _summary_html(reps: Replications, scenario: Scenario) -> str:
@@ -251,7 +251,7 @@ def write_headline_report(result: HeadlineResult, path: Path) -> None:
     )
     parts = [
         f"<h1>Channel silos vs Omniroute: {html.escape(result.scenario.name)}</h1>",
-        _png(fig),
+        figure_png(fig),
         "<table><tr><th>measure</th><th>silos</th><th>Omniroute</th></tr>"
         f"<tr><td>agents planned</td><td>{len(result.scenario.plan.agents)}</td>"
         f"<td>{len(result.scenario.plan.agents)}</td></tr>"

@@ -49,6 +49,7 @@ class RunLog:
     def empty(cls, plan: Plan) -> RunLog:
         """A log with no contacts yet; agent time on duty is known from the plan."""
         groups = plan.groups()
+        channels = plan.channels()
         n = plan.n_intervals
         staffed = [0.0] * len(groups)
         on_duty = [0.0] * n
@@ -61,7 +62,7 @@ class RunLog:
                 on_duty[k] += on_duty_seconds(spec.on_duty, start, end) / max(end - start, 1e-9)
         return cls(
             issues=plan.issues(),
-            channels=plan.channels(),
+            channels=channels,
             groups=groups,
             interval_s=plan.interval_s,
             horizon_s=plan.horizon_s,
@@ -75,7 +76,7 @@ class RunLog:
             wait_s=[],
             group=[],
             resolved=[],
-            queue_area=[[0.0] * len(plan.channels()) for _ in range(n)],
+            queue_area=[[0.0] * len(channels) for _ in range(n)],
             busy_s=[0.0] * len(groups),
             staffed_s=staffed,
             on_duty=on_duty,

@@ -252,9 +252,29 @@ def _rule(field: Field) -> Rule:
         weights=_weights(spec["weights"]) if "weights" in spec else Weights(),
     )
     try:
-        return validate_rule(rule)
+        validate_rule(rule)
     except InvalidArgument as exc:  # the core names the field; we add its line
         raise _core_field(field, spec, exc.field).error(exc.problem) from exc
+    _check_relaxes(rule, spec)
+    return rule
+
+
+def _check_relaxes(rule: Rule, spec: dict[str, Field]) -> None:
+    """Steps may only lower or drop requirements: the engine relies on a longer wait never
+    making an agent ineligible (the core's rule check does not enforce it yet)."""
+    required = dict(rule.skills)
+    for i, step in enumerate(rule.steps):
+        for skill, level in step.min_proficiency.items():
+            if level > required.get(skill, 0):
+                where = spec["steps"].sequence()[i]
+                raise where.error(
+                    f"skills.{skill}: a relaxation step may only lower or drop a requirement "
+                    f"(level {level} after {required.get(skill, 0)})"
+                )
+            if level == 0:
+                required.pop(skill, None)
+            else:
+                required[skill] = level
 
 
 def _core_field(rule_field: Field, spec: dict[str, Field], core_path: str) -> Field:

@@ -14,3 +14,11 @@ local function audit(key, maxlen, actor, action, target, before, after)
   redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'actor', actor, 'action', action,
     'target', target, 'before', before or '', 'after', after or '')
 end
+-- The agent's load per channel as a table, for notices that let replicas update their
+-- mirror without reading the agent again.
+local function load_of(key)
+  local flat = redis.call('HGETALL', key)
+  local load = {}
+  for i = 1, #flat, 2 do load[flat[i]] = tonumber(flat[i + 1]) end
+  return load
+end

@@ -1,13 +1,12 @@
 -- accept_offer: the agent takes the offered contact.
 -- KEYS: 1 contact, 2 offers, 3 agent, 4 stats (today)
--- ARGV: 1 contact id, 2 agent id, 3 token, 4 events channel, 5 stats field prefix
---       'issue:channel:'
--- returns {1, assigned ms} assigned (also when repeated with the same token); {-4} no such
+-- ARGV: 1 contact id, 2 agent id, 3 token, 4 events channel
+-- returns {1, contact hash flattened} assigned (also when repeated with the same token); {-4} no such
 -- contact; {-3, status} not this agent's current offer (stale token, other agent, or not
 -- offered); {-5} the offer expired (Redis TIME past its deadline).
 local id, agent, token = ARGV[1], ARGV[2], ARGV[3]
 local c = redis.call('HMGET', KEYS[1], 'status', 'agent', 'token', 'deadline_ms', 'arrived_ms',
-  'target_ms', 'assigned_ms')
+  'target_ms', 'assigned_ms', 'issue', 'ch')
 if not c[1] then
   return {-4}
 end
@@ -15,7 +14,7 @@ if c[2] ~= agent or c[3] ~= token then
   return {-3, c[1]}
 end
 if c[1] == 'assigned' then
-  return {1, tonumber(c[7])}
+  return {1, redis.call('HGETALL', KEYS[1])}
 end
 if c[1] ~= 'offered' then
   return {-3, c[1]}
@@ -28,7 +27,7 @@ redis.call('HSET', KEYS[1], 'status', 'assigned', 'assigned_ms', int(now))
 redis.call('ZREM', KEYS[2], id)
 redis.call('HSET', KEYS[3], 'missed', 0)
 local wait = now - tonumber(c[5])
-local p = ARGV[5]
+local p = c[8] .. ':' .. c[9] .. ':'
 redis.call('HINCRBY', KEYS[4], p .. 'answered', 1)
 redis.call('HINCRBY', KEYS[4], p .. 'wait_ms', int(wait))
 if wait <= tonumber(c[6]) then
@@ -36,4 +35,4 @@ if wait <= tonumber(c[6]) then
 end
 redis.call('EXPIRE', KEYS[4], 172800)
 publish(ARGV[4], {ev = 'assigned', c = id, a = agent, tok = tonumber(token), s = 'assigned'})
-return {1, now}
+return {1, redis.call('HGETALL', KEYS[1])}

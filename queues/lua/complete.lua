@@ -3,12 +3,12 @@
 --       6 customer history (a key in the tenant's slot even when there is no customer)
 -- ARGV: 1 contact id, 2 agent id, 3 token, 4 outcome, 5 note, 6 history entry JSON (its
 --       'time' is filled in here), 7 history length kept, 8 events channel,
---       9 stats field prefix 'issue:channel:', 10 '1' if the contact has a customer
--- returns {1, closed ms} completed (also when repeated with the same token); {-4} no such
+--       9 '1' if the contact has a customer
+-- returns {1, contact hash flattened} completed (also when repeated with the same token); {-4} no such
 -- contact; {-3, status} not this agent's accepted contact with this token.
 local id, agent, token = ARGV[1], ARGV[2], ARGV[3]
 local c = redis.call('HMGET', KEYS[1], 'status', 'agent', 'token', 'ch', 'assigned_ms',
-  'closed_ms')
+  'closed_ms', 'issue')
 if not c[1] then
   return {-4}
 end
@@ -16,7 +16,7 @@ if c[2] ~= agent or c[3] ~= token then
   return {-3, c[1]}
 end
 if c[1] == 'completed' then
-  return {1, tonumber(c[6])}
+  return {1, redis.call('HGETALL', KEYS[1])}
 end
 if c[1] ~= 'assigned' then
   return {-3, c[1]}
@@ -35,16 +35,19 @@ end
 if in_hand == 0 then
   redis.call('HSET', KEYS[2], 'idle_since_ms', int(now))
 end
-local p = ARGV[9]
+local p = c[7] .. ':' .. c[4] .. ':'
 redis.call('HINCRBY', KEYS[5], p .. 'handled', 1)
 redis.call('HINCRBY', KEYS[5], p .. 'handle_ms', int(now - tonumber(c[5])))
 redis.call('HINCRBY', KEYS[5], p .. ARGV[4], 1)
 redis.call('EXPIRE', KEYS[5], 172800)
-if ARGV[10] == '1' then
+if ARGV[9] == '1' then
   local entry = cjson.decode(ARGV[6])
   entry['time_ms'] = now
+  entry['channel'] = c[4]
+  entry['issue'] = c[7]
   redis.call('LPUSH', KEYS[6], cjson.encode(entry))
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[7]) - 1)
 end
-publish(ARGV[8], {ev = 'completed', c = id, a = agent, tok = tonumber(token), s = 'completed'})
-return {1, now}
+publish(ARGV[8], {ev = 'completed', c = id, a = agent, tok = tonumber(token), s = 'completed',
+  ld = load_of(KEYS[3])})
+return {1, redis.call('HGETALL', KEYS[1])}

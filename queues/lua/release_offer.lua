@@ -59,5 +59,5 @@ if why == 'expired' then
   end
 end
 publish(ARGV[6], {ev = 'requeued', c = id, a = agent, tok = tonumber(token), why = why,
-  s = 'queued'})
+  s = 'queued', ld = load_of(KEYS[6])})
 return {1, missed}

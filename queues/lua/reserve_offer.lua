@@ -2,7 +2,8 @@
 -- KEYS: 1 contact, 2 queue, 3 view, 4 offers, 5 agent, 6 agent load, 7 agent contacts,
 --       8 available
 -- ARGV: 1 contact id, 2 agent id, 3 offer timeout ms, 4 agent version the decision saw,
---       5 decision nonce, 6 events channel, 7 reason (explanation summary)
+--       5 decision nonce, 6 events channel, 7 reason (explanation summary), 8 replica id
+--       (named in the notice, so the deciding replica can skip its own)
 -- returns {1, token, deadline ms} reserved (deadline from Redis TIME); {0} contact no
 -- longer queued; {-1, load} agent has no free slot on the channel; {-2, version} agent not
 -- available or changed since the decision (skills or capacity). Running it twice with the
@@ -36,5 +37,6 @@ redis.call('HSET', KEYS[1], 'status', 'offered', 'agent', agent, 'offered_ms', i
 redis.call('ZADD', KEYS[4], int(deadline), id)
 redis.call('HSET', KEYS[7], id, token)
 redis.call('HSET', KEYS[5], 'idle_since_ms', int(now))
-publish(ARGV[6], {ev = 'offered', c = id, a = agent, tok = token, s = 'offered'})
+publish(ARGV[6], {ev = 'offered', c = id, a = agent, tok = token, s = 'offered', o = ARGV[8],
+  ld = load_of(KEYS[6]), v = tonumber(a[1])})
 return {1, token, deadline}

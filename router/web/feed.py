@@ -83,7 +83,7 @@ class Feed:
         store: WebStore,
         *,
         debounce_s: float = 0.03,
-        min_interval_s: float = 0.25,
+        min_interval_s: float = 0.5,
         refresh_s: float = 2.0,
     ) -> None:
         self._state = state

@@ -142,7 +142,7 @@ def _queue_row(row: QueueRow, now_ms: int) -> str:
     classes = " ".join(["q", *(f"alert-{a}" for a in alerts)])
     eligible = f'<span class="num">{row.eligible_available}</span>'
     if row.eligible_signed_in != row.eligible_available:
-        eligible += f' <span class="muted">of {row.eligible_signed_in} in</span>'
+        eligible += f' <span class="muted">of {row.eligible_signed_in} signed in</span>'
     return (
         f'<tr class="{classes}" data-issue="{escape(row.issue)}" data-channel="{row.channel}">'
         f"<td>{escape(row.issue)}</td><td>{CHANNEL_LABEL[row.channel]}</td>"

@@ -22,7 +22,7 @@ from router.scoring import has_skills
 from router.web.store import Totals, WebStore, Window
 
 #: Waiting contacts listed on the page (the queue may be far longer).
-WAITING_SHOWN = 50
+WAITING_SHOWN = 25
 #: Service-level target of a tenant without rules.
 DEFAULT_SL_TARGET = 0.8
 

@@ -54,7 +54,7 @@ class History:
 
     def total(self) -> Array:
         """All contacts per day and interval."""
-        return np.sum(list(self.counts.values()), axis=0)
+        return np.asarray(np.sum(list(self.counts.values()), axis=0), dtype=np.float64)
 
     def head(self, days: int) -> History:
         """The first `days` days only (to hold the rest out)."""
@@ -76,7 +76,7 @@ class Forecast:
 
     def total(self) -> Array:
         """All contacts per interval."""
-        return np.sum(list(self.volumes.values()), axis=0)
+        return np.asarray(np.sum(list(self.volumes.values()), axis=0), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,9 @@ def forecast_history(
 ) -> dict[Cell, Array]:
     """Contacts per interval for `days` days from `start`, by `method` (module docstring)."""
     if method not in METHODS:
-        raise InvalidArgument("demand.method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+        raise InvalidArgument(
+            "demand.method", f"must be one of {', '.join(METHODS)}, got {method!r}"
+        )
     per_day = DAY_S // history.interval_s
     offsets = [(start - history.first).days + k for k in range(days)]
     if method == "naive":
@@ -175,7 +177,9 @@ def forecast_history(
             for offset in offsets:
                 back = offset - 7 * max(1, math.ceil((offset - history.days + 1) / 7))
                 if back < 0:
-                    raise InvalidArgument("demand.holdout_days", "the naive baseline needs a week of history before")
+                    raise InvalidArgument(
+                        "demand.holdout_days", "the naive baseline needs a week of history before"
+                    )
                 rows.append(grid[back])
             out[cell] = np.concatenate(rows)
         return out
@@ -198,8 +202,12 @@ def forecast_history(
         day_volume = levels[w] * trend * shape
         mix_total = _smooth(pooled, 3)
         for cell, grid in history.counts.items():
-            share = np.divide(_smooth(grid[similar].sum(axis=0), 3), mix_total,
-                              out=np.zeros(per_day), where=mix_total > 0)
+            share = np.divide(
+                _smooth(grid[similar].sum(axis=0), 3),
+                mix_total,
+                out=np.zeros(per_day),
+                where=mix_total > 0,
+            )
             out[cell][k * per_day : (k + 1) * per_day] = day_volume * share
     return out
 
@@ -230,10 +238,14 @@ def backtest(history: History, holdout_days: int, method: str = "profile") -> Ac
     figures = []
     for name in (method, "naive"):
         predicted = forecast_history(train, start, holdout_days, name)
-        cells = _wape(np.concatenate(list(predicted.values())), np.concatenate(list(actual.values())))
+        cells = _wape(
+            np.concatenate(list(predicted.values())), np.concatenate(list(actual.values()))
+        )
         f_total = np.sum(list(predicted.values()), axis=0)
         a_total = np.sum(list(actual.values()), axis=0)
-        by_day = _wape(f_total.reshape(holdout_days, -1).sum(1), a_total.reshape(holdout_days, -1).sum(1))
+        by_day = _wape(
+            f_total.reshape(holdout_days, -1).sum(1), a_total.reshape(holdout_days, -1).sum(1)
+        )
         figures.append((cells, _wape(f_total, a_total), by_day))
     days = tuple((start + timedelta(days=k)).isoformat() for k in range(holdout_days))
     (c, i, d), (nc, ni, nd) = figures
@@ -302,7 +314,9 @@ def forecast_rows(rows: Sequence[ForecastRow], interval_s: int, days: int) -> Fo
     aht, patience = {}, {}
     for issue, items in weights.items():
         total = sum(w for w, _, _ in items) or 1.0
-        aht[issue] = sum(max(w, 1e-9) * a for w, a, _ in items) / sum(max(w, 1e-9) for w, _, _ in items)
+        aht[issue] = sum(max(w, 1e-9) * a for w, a, _ in items) / sum(
+            max(w, 1e-9) for w, _, _ in items
+        )
         given = [(w, p) for w, _, p in items if p is not None]
         patience[issue] = sum(w * p for w, p in given) / total if given else None
     return Forecast(start, days, interval_s, volumes, aht, patience, {}, "given")

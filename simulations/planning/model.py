@@ -25,7 +25,9 @@ class Infeasible(Conflict):
     """The plan cannot meet its demand; the message names the intervals and the reason."""
 
     def __init__(self, reason: str, intervals: tuple[str, ...] = ()) -> None:
-        shown = ", ".join(intervals[:8]) + (f" (+{len(intervals) - 8} more)" if len(intervals) > 8 else "")
+        shown = ", ".join(intervals[:8]) + (
+            f" (+{len(intervals) - 8} more)" if len(intervals) > 8 else ""
+        )
         super().__init__(f"{reason}" + (f": {shown}" if intervals else ""))
         self.reason = reason
         self.intervals = intervals
@@ -119,10 +121,15 @@ class Penalties:
 
 @dataclass(frozen=True, slots=True)
 class SolverSettings:
-    """CP-SAT limits: wall time, parallel workers, and the relative gap that is good enough."""
+    """CP-SAT limits: wall time, search workers, and the relative gap that is good enough.
+
+    Eight workers even on two cores: with breaks the covering LP turns fractional, and what
+    finds good schedules is the diversity of CP-SAT's eight-worker portfolio (LP-guided,
+    core-based and LNS workers), not parallel speed; two workers stall at gaps of 1–15%.
+    """
 
     time_limit_s: float = 30.0
-    workers: int = 2
+    workers: int = 8
     relative_gap: float = 0.005
     seed: int = 0
 
@@ -174,6 +181,7 @@ class PlanRequest:
     loop: LoopSettings = LoopSettings()
     answer_targets: Mapping[str, float] = field(default_factory=dict)  # group -> seconds
     opening: tuple[float, float] | None = None  # open from, to (time of day); None: always
+    wrap: bool = True  # in whole-week plans, the last night's shifts cover day 0
 
     @property
     def intervals(self) -> int:
@@ -183,7 +191,7 @@ class PlanRequest:
     @property
     def cyclic(self) -> bool:
         """Whole weeks wrap around: a shift crossing the last midnight covers day 0."""
-        return self.days % 7 == 0
+        return self.wrap and self.days % 7 == 0
 
     def weekday(self, day: int) -> int:
         """Weekday (0 = Monday) of plan day `day`; without a start date day 0 is a Monday."""
@@ -204,35 +212,56 @@ def validate(request: PlanRequest) -> PlanRequest:
     if not 1 <= request.days <= 31:
         raise InvalidArgument("days", f"must be 1..31, got {request.days}")
     names = {g.name for g in request.groups}
+    if not request.templates:
+        raise InvalidArgument("templates", "at least one shift template")
     for i, tpl in enumerate(request.templates):
-        where = f"templates[{i}]"
-        if not tpl.starts_s:
-            raise InvalidArgument(f"{where}.starts", "at least one start time")
-        if not 0 < tpl.length_s <= DAY_S:
-            raise InvalidArgument(f"{where}.length", f"must be 0 < length ≤ 24h, got {tpl.length_s / 3600:g}h")
-        _aligned(f"{where}.length", tpl.length_s, step)
-        for start in tpl.starts_s:
-            if not 0 <= start < DAY_S:
-                raise InvalidArgument(f"{where}.starts", f"must be a time of day, got {start} s")
-            _aligned(f"{where}.starts", start, step)
-        for skill in sorted(tpl.skills - names):
-            raise InvalidArgument(f"{where}.skills", f"unknown skill group {skill!r}; known: {sorted(names)}")
-        if not tpl.skills:
-            raise InvalidArgument(f"{where}.skills", "names no skill group")
-        for j, rule in enumerate(tpl.breaks):
-            _check_break(f"{where}.breaks[{j}]", rule, tpl.length_s, step)
-            if j and rule.earliest_s < tpl.breaks[j - 1].latest_s + tpl.breaks[j - 1].length_s:
-                raise InvalidArgument(
-                    f"{where}.breaks[{j}].window", "overlaps the window of the break before it"
-                )
-        if tpl.max_per_day is not None and tpl.max_per_day < tpl.min_per_day:
-            raise InvalidArgument(f"{where}.max_per_day", "is below min_per_day")
+        check_template(f"templates[{i}]", tpl, step, names)
     for i, agent in enumerate(request.agents):
-        for skill in sorted(agent.skills - names):
-            raise InvalidArgument(f"agents[{i}].skills", f"unknown skill group {skill!r}; known: {sorted(names)}")
-        if agent.min_hours > agent.max_hours:
-            raise InvalidArgument(f"agents[{i}].min_hours", "is above max_hours")
+        check_agent(f"agents[{i}]", agent, names)
     return request
+
+
+def check_template(where: str, tpl: ShiftTemplate, step: int, names: set[str]) -> None:
+    """InvalidArgument naming the field of `tpl` at fault, if any."""
+    if not tpl.starts_s:
+        raise InvalidArgument(f"{where}.starts", "at least one start time")
+    if not 0 < tpl.length_s <= DAY_S:
+        raise InvalidArgument(
+            f"{where}.length", f"a shift lasts at most a day (24h), got {tpl.length_s / 3600:g}h"
+        )
+    _aligned(f"{where}.length", tpl.length_s, step)
+    for start in tpl.starts_s:
+        if not 0 <= start < DAY_S:
+            raise InvalidArgument(f"{where}.starts", f"must be a time of day, got {start:g} s")
+        _aligned(f"{where}.starts", start, step)
+    if not tpl.skills:
+        raise InvalidArgument(f"{where}.skills", "names no skill group")
+    for skill in sorted(tpl.skills - names):
+        raise InvalidArgument(
+            f"{where}.skills", f"unknown skill group {skill!r}; known: {sorted(names)}"
+        )
+    for j, rule in enumerate(tpl.breaks):
+        _check_break(f"{where}.breaks[{j}]", rule, tpl.length_s, step)
+        if j and rule.earliest_s < tpl.breaks[j - 1].latest_s + tpl.breaks[j - 1].length_s:
+            raise InvalidArgument(
+                f"{where}.breaks[{j}].window", "overlaps the window of the break before it"
+            )
+    if tpl.max_per_day is not None and tpl.max_per_day < tpl.min_per_day:
+        raise InvalidArgument(f"{where}.max_per_day", "is below min_per_day")
+    if tpl.cost_per_hour < 0:
+        raise InvalidArgument(f"{where}.cost_per_hour", "must not be negative")
+
+
+def check_agent(where: str, agent: Agent, names: set[str]) -> None:
+    """InvalidArgument naming the field of `agent` at fault, if any."""
+    if not agent.skills:
+        raise InvalidArgument(f"{where}.skills", "names no skill group")
+    for skill in sorted(agent.skills - names):
+        raise InvalidArgument(
+            f"{where}.skills", f"unknown skill group {skill!r}; known: {sorted(names)}"
+        )
+    if agent.min_hours > agent.max_hours:
+        raise InvalidArgument(f"{where}.min_hours", "is above max_hours")
 
 
 def _check_break(where: str, rule: BreakRule, length_s: float, step: int) -> None:
@@ -253,4 +282,6 @@ def _check_break(where: str, rule: BreakRule, length_s: float, step: int) -> Non
 
 def _aligned(where: str, seconds: float, step: int) -> None:
     if not math.isclose(seconds / step, round(seconds / step), abs_tol=1e-9):
-        raise InvalidArgument(where, f"{seconds / 60:g} min is not a multiple of the {step // 60}-minute interval")
+        raise InvalidArgument(
+            where, f"{seconds / 60:g} min is not a multiple of the {step // 60}-minute interval"
+        )

@@ -74,7 +74,8 @@ def compute_requirements(request: PlanRequest, forecast: Forecast) -> Requiremen
         if request.group_of(issue) is None:
             known = [i for g in request.groups for i in g.issues]
             raise InvalidArgument(
-                "groups", f"issue {issue!r} of the demand is served by no skill group (issues: {known})"
+                "groups",
+                f"issue {issue!r} of the demand is served by no skill group (issues: {known})",
             )
     target = request.target
     cache: dict[tuple[float, float, float | None, float], int] = {}
@@ -92,7 +93,12 @@ def compute_requirements(request: PlanRequest, forecast: Forecast) -> Requiremen
             aht = sum(v[k] * forecast.aht_s[i] for i, v in cells) / volume[k]
             patience = _patience(cells, k, forecast.patience_s, target.patience_s)
             rate_h = round(volume[k] * 3600.0 / forecast.interval_s, 2)
-            key = (rate_h, round(aht, 1), None if patience is None else round(patience, 1), answer_s)
+            key = (
+                rate_h,
+                round(aht, 1),
+                None if patience is None else round(patience, 1),
+                answer_s,
+            )
             if key not in cache:
                 cache[key] = staff(
                     rate_h / 3600.0,

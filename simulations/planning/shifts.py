@@ -55,7 +55,7 @@ class Pattern:
     team: Team
     start_s: float  # time of day
     length: int  # intervals
-    breaks: tuple[tuple[int, int, int], ...]  # (earliest offset, latest offset, length), intervals
+    breaks: tuple[tuple[int, int, int], ...]  # (earliest, latest offset, length) in intervals
     cost_cents: int
     paid_intervals: int
 
@@ -113,8 +113,16 @@ def patterns(request: PlanRequest) -> list[Pattern]:
         for start in tpl.starts_s:
             clock = f"{int(start // 3600):02d}:{int(start % 3600 // 60):02d}"
             out.append(
-                Pattern(t, f"{tpl.name}@{clock}", tpl.skills, start, round(tpl.length_s / step),
-                        breaks, round(tpl.cost_per_hour * tpl.paid_hours * 100), paid)
+                Pattern(
+                    t,
+                    f"{tpl.name}@{clock}",
+                    tpl.skills,
+                    start,
+                    round(tpl.length_s / step),
+                    breaks,
+                    round(tpl.cost_per_hour * tpl.paid_hours * 100),
+                    paid,
+                )
             )
     return out
 
@@ -200,7 +208,9 @@ class _Model:
                     out.append(subset)
         return out
 
-    def build_coverage(self) -> tuple[dict[tuple[str, int], cp_model.IntVar], list[cp_model.IntVar]]:
+    def build_coverage(
+        self,
+    ) -> tuple[dict[tuple[str, int], cp_model.IntVar], list[cp_model.IntVar]]:
         request, req = self.request, self.req
         penalty = request.penalties
         under: dict[tuple[str, int], cp_model.IntVar] = {}
@@ -250,23 +260,32 @@ class _Model:
                 if self.present[team][k]:
                     self.model.add(sum(self.present[team][k]) <= len(agents))
             mine = [p for p, pat in enumerate(self.patterns) if pat.team == team]
-            week_vars, week_paid = [], []
+            week_vars: list[cp_model.IntVar] = []
+            week_paid: list[int] = []
             for d in range(request.days):
-                day = [(self.x[(p, d)], self.patterns[p].paid_intervals) for p in mine if (p, d) in self.x]
-                if not day:
+                opened: list[tuple[cp_model.IntVar, int]] = [
+                    (self.x[(p, d)], self.patterns[p].paid_intervals)
+                    for p in mine
+                    if (p, d) in self.x
+                ]
+                if not opened:
                     continue
                 available = sum(1 for a in agents if request.weekday(d) in a.weekdays)
-                self.model.add(sum(v for v, _ in day) <= available)
-                week_vars += [v for v, _ in day]
-                week_paid += [w for _, w in day]
-            weeks = request.days / 7.0
+                self.model.add(sum(v for v, _ in opened) <= available)
+                week_vars += [v for v, _ in opened]
+                week_paid += [w for _, w in opened]
+            weeks = max(1.0, request.days / 7.0)  # weekly limits hold in shorter plans
             if week_vars:
                 self.model.add(sum(week_vars) <= round(sum(a.max_days for a in agents) * weeks))
                 paid = cp_model.LinearExpr.weighted_sum(week_vars, week_paid)
                 self.model.add(paid <= int(sum(a.max_hours for a in agents) * weeks / step_h))
-                self.model.add(paid >= int(np.ceil(sum(a.min_hours for a in agents) * weeks / step_h)))
+                self.model.add(
+                    paid >= int(np.ceil(sum(a.min_hours for a in agents) * weeks / step_h))
+                )
 
-    def objective(self, under: dict[tuple[str, int], cp_model.IntVar], over: list[cp_model.IntVar]) -> None:
+    def objective(
+        self, under: dict[tuple[str, int], cp_model.IntVar], over: list[cp_model.IntVar]
+    ) -> None:
         penalty = self.request.penalties
         keys = list(self.x)
         costs = [self.patterns[p].cost_cents for p, _ in keys]
@@ -299,8 +318,11 @@ def precheck(request: PlanRequest, req: Requirements) -> None:
     model.build_shifts()
     for g in req.groups:
         teams = [t for t in model.teams if g in t]
-        bare = [k for k in range(model.n) if req.agents[g][k] > 0
-                and not any(model.duty[t][k][0] for t in teams)]
+        bare = [
+            k
+            for k in range(model.n)
+            if req.agents[g][k] > 0 and not any(model.duty[t][k][0] for t in teams)
+        ]
         if bare:
             raise Infeasible(
                 f"skill group {g!r} needs agents when no shift template for it is on duty "
@@ -337,39 +359,59 @@ def solve_cover(request: PlanRequest, req: Requirements) -> CoverSolution:
     params.random_seed = request.solver.seed
     status = solver.solve(model.model)
     name = solver.status_name(status)
-    log.info("cover_solved", status=name, seconds=round(time.perf_counter() - began, 3),
-             variables=len(model.x) + len(model.z), objective=solver.objective_value
-             if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None)
-    if status == cp_model.INFEASIBLE:
+    log.info(
+        "cover_solved",
+        status=name,
+        seconds=round(time.perf_counter() - began, 3),
+        variables=len(model.x) + len(model.z),
+        objective=solver.objective_value if name in ("OPTIMAL", "FEASIBLE") else None,
+    )
+    if name == "INFEASIBLE":
         raise Infeasible(
             "the shift rules contradict each other: check templates[].min_per_day against the "
             "agents' availability, max_days and contracted hours (agents[].min_hours)"
         )
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if name not in ("OPTIMAL", "FEASIBLE"):
         raise Infeasible(
             f"no schedule found within {request.solver.time_limit_s:g} s (solver.time_limit)"
         )
     return _extract(model, solver, under, name, time.perf_counter() - began)
 
 
-def _extract(model: _Model, solver: cp_model.CpSolver, under: dict[tuple[str, int], cp_model.IntVar],
-             status: str, seconds: float) -> CoverSolution:
+def _extract(
+    model: _Model,
+    solver: cp_model.CpSolver,
+    under: dict[tuple[str, int], cp_model.IntVar],
+    status: str,
+    seconds: float,
+) -> CoverSolution:
     request = model.request
-    shifts = []
-    on_duty = {t: np.zeros(model.n, dtype=np.int64) for t in model.teams}
+    opened: list[tuple[Pattern, int, int, int]] = []  # pattern, day, start, count
     for (p, d), var in model.x.items():
         count = int(solver.value(var))
-        if count == 0:
-            continue
-        pat = model.patterns[p]
-        start = d * model.per_day + round(pat.start_s / request.interval_s)
-        per_copy: list[list[int]] = [[] for _ in range(count)]
-        for b, (lo, hi, length) in enumerate(pat.breaks):
-            offsets = [o for o in range(lo, hi + 1)
-                       for _ in range(int(solver.value(model.z[(p, d, b, o)])))]
+        if count:
+            pat = model.patterns[p]
+            opened.append(
+                (pat, d, d * model.per_day + round(pat.start_s / request.interval_s), count)
+            )
+    starts: dict[tuple[int, int, int], int] = {}  # (shift, copy, break) -> break start
+    for n, (pat, d, start, _) in enumerate(opened):
+        p = model.patterns.index(pat)
+        for b, (lo, hi, _) in enumerate(pat.breaks):
+            offsets = [
+                o
+                for o in range(lo, hi + 1)
+                for _ in range(int(solver.value(model.z[(p, d, b, o)])))
+            ]
             for j, o in enumerate(offsets):
-                per_copy[j].append(start + o)
-        shifts.append(OpenShift(pat, d, count, start, tuple(tuple(c) for c in per_copy)))
+                starts[(n, j, b)] = start + o
+    shifts = []
+    on_duty = {t: np.zeros(model.n, dtype=np.int64) for t in model.teams}
+    for n, (pat, d, start, count) in enumerate(opened):
+        per_copy = tuple(
+            tuple(starts[(n, j, b)] for b in range(len(pat.breaks))) for j in range(count)
+        )
+        shifts.append(OpenShift(pat, d, count, start, per_copy))
         for j in range(pat.length):
             k = model.slot(start + j)
             if k is not None:

@@ -196,7 +196,7 @@ def test_equal_scores_go_to_the_agent_idle_longest_then_smallest_id() -> None:
     assert chosen == {"a2", "a3"}
 
 
-@pytest.mark.parametrize(("n_contacts", "n_agents"), [(200, 2000), (600, 6000)])
+@pytest.mark.parametrize(("n_contacts", "n_agents"), [(200, 2000), (1000, 10000)])
 def test_joint_equals_scipy_hungarian_on_unit_capacity_cases(
     n_contacts: int, n_agents: int
 ) -> None:
@@ -262,17 +262,21 @@ def _instance(
     return agents, contacts, RuleBook(rules)
 
 
-def _score_matrix(agents: Sequence[Agent], contacts: Sequence[Contact], rules: RuleBook) -> np.ndarray:
+def _score_matrix(
+    agents: Sequence[Agent], contacts: Sequence[Contact], rules: RuleBook
+) -> np.ndarray:
     """Scores of every pair, NaN where ineligible; spot-checked against `score`."""
     matrix = np.full((len(contacts), len(agents)), np.nan)
     index = {a.id: j for j, a in enumerate(agents)}
     idle = np.array([NOW - a.idle_since for a in agents])
     occupancy = np.array([1.0 - min(1.0, a.contacts_in_hand / sum(a.capacity.values()))
                           for a in agents])  # fmt: skip
+    skills = {s for rule in rules for s in rule.skills}
+    column = {s: np.array([a.skills.get(s, 0) for a in agents]) for s in skills}
     for i, contact in enumerate(contacts):
         rule = rule_for(rules, contact.issue)
         w = rule.weights
-        levels = np.array([[a.skills.get(s, 0) for s in rule.skills] for a in agents])
+        levels = np.stack([column[s] for s in rule.skills], axis=1)
         ok = (levels >= 1).all(axis=1)
         prof = np.minimum(levels, 5).sum(axis=1) / (5 * len(rule.skills))
         row = w.proficiency * prof + w.idle * np.minimum(1.0, idle / w.idle_horizon_s)

@@ -149,3 +149,14 @@ def test_headline_runs_both_designs_on_the_same_customers() -> None:
     first_silo = result.silos.runs[0].first_contacts
     assert first_silo == result.omni.runs[0].first_contacts  # common random numbers
     assert len(result.rows()) > 5
+
+
+def test_a_step_that_raises_a_requirement_is_refused() -> None:
+    text = GOOD + (
+        "rules:\n  - issue: billing\n    skills: {billing: 1}\n    steps:\n"
+        "      - {after: 30s, skills: {billing: 3}}\n"
+    )
+    with pytest.raises(
+        ScenarioError, match=r"tiny.yaml:21: rules\[0\]\.steps\[0\]: skills.billing"
+    ):
+        parse_scenario(text, "tiny.yaml")

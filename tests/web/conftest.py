@@ -107,8 +107,8 @@ class Floor:
         command = [sys.executable, "-c", "import sys; from router.cli import main; "
                    "sys.exit(main())", "serve", "--port", str(self.grpc_port),
                    "--web-port", str(self.web_port), "--data-dir", str(self.data_dir)]  # fmt: skip
-        log = (self.data_dir / "service.log").open("ab")
-        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        with (self.data_dir / "service.log").open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
         def web_up() -> bool:
             assert self.process is not None and self.process.poll() is None, "service died"
@@ -205,10 +205,12 @@ class Floor:
             for after, sk in kw.get("steps", [])
         ]
         rule = pb.RoutingRule(
-            required_skills=[pb.SkillRequirement(skill=s, min_proficiency=v) for s, v in skills.items()],
+            required_skills=[
+                pb.SkillRequirement(skill=s, min_proficiency=v) for s, v in skills.items()
+            ],
             relaxation_steps=steps,
             service_level=kw.get("service_level", 0.8),
-        )  # fmt: skip
+        )
         self.sup.CreateRoutingRule(
             sup_pb.CreateRoutingRuleRequest(
                 parent=f"tenants/{tenant}", issue=issue, routing_rule=rule
@@ -296,5 +298,5 @@ def log_in(browser: Any, floor: Floor, role: Role = Role.SUPERVISOR, tenant: str
     page.fill("#api_key", floor.keys[(tenant, role)])
     page.click("button[type=submit]")
     page.wait_for_url("**/floor*")
-    page.wait_for_function("document.body.dataset.version !== undefined")
+    page.wait_for_selector("body[data-version]")
     return page

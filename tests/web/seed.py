@@ -17,7 +17,14 @@ V, C, E = pb.CHANNEL_VOICE, pb.CHANNEL_CHAT, pb.CHANNEL_EMAIL
 AVAILABLE, AWAY = pb.AGENT_STATE_AVAILABLE, pb.AGENT_STATE_AWAY
 
 AGENTS = [
-    ("ana", "Ana Silva", {"billing": 5, "sales": 3, "lang.en": 5}, {V: 1, C: 3, E: 2}, AVAILABLE, ""),
+    (
+        "ana",
+        "Ana Silva",
+        {"billing": 5, "sales": 3, "lang.en": 5},
+        {V: 1, C: 3, E: 2},
+        AVAILABLE,
+        "",
+    ),
     ("ben", "Ben Okafor", {"billing": 3, "router": 4}, {V: 1, C: 2}, AVAILABLE, ""),
     ("chloe", "Chloé Martin", {"router": 5, "lang.fr": 5}, {C: 3}, AVAILABLE, ""),
     ("dev", "Dev Patel", {"sales": 4, "billing": 2}, {V: 1}, AWAY, "lunch"),
@@ -26,10 +33,10 @@ AGENTS = [
     ("ines", "Inès Duarte", {"router": 4, "billing": 3}, {C: 3}, AVAILABLE, ""),
     ("farid", "Farid Haddad", {"router": 3}, {V: 1, C: 2}, None, ""),
     ("jon", "Jon Berg", {"sales": 2}, {V: 1}, None, ""),
-]  # fmt: skip
+]
 #: Agents the tests change (kept apart so that the seeded floor stays as it is).
 TEST_AGENTS = [
-    ("eve", "Eve Novak", {"billing": 4, "router": 2}, {V: 1, C: 2}, AVAILABLE, ""),
+    ("eve", "Eve Novak", {"lang.de": 3}, {V: 1, C: 2, E: 1}, AVAILABLE, ""),
     ("kai", "Kai Lund", {"repairs": 4}, {V: 1}, AVAILABLE, ""),
     ("liv", "Liv Moreau", {"sales": 1}, {V: 1}, AWAY, "coaching"),
 ]

@@ -30,7 +30,7 @@ def test_seeded_floor_shows_figures_queues_agents_and_is_saved_as_screenshots(
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "web-floor.png"), full_page=True)
     page.goto(f"{floor.url}/floor?wallboard=1")
-    page.wait_for_function("document.body.dataset.version !== undefined")
+    page.wait_for_selector("body[data-version]")
     assert not page.is_visible("#skill-form")
     assert not page.is_visible("#filters")
     page.screenshot(path=str(DOCS / "web-wallboard.png"), full_page=True)
@@ -53,7 +53,7 @@ def test_a_change_made_through_grpc_appears_on_two_open_pages(floor: Floor, brow
 def test_a_skill_set_in_the_page_is_in_the_api_the_audit_log_and_the_next_routing_decision(
     floor: Floor, browser: Any
 ) -> None:
-    waiting = floor.submit("fraud", pb.CHANNEL_VOICE)  # nobody holds skill fraud yet
+    waiting = floor.submit("fraud", pb.CHANNEL_EMAIL)  # nobody holds skill fraud yet
     page = log_in(browser, floor)
     page.fill("#skill-agent", "eve")
     page.fill("#skill-name", "fraud")
@@ -147,15 +147,14 @@ def test_bad_input_is_explained_next_to_the_field_and_changes_nothing(
 def test_filters_are_kept_in_the_url_and_applied_after_reload(floor: Floor, browser: Any) -> None:
     page = log_in(browser, floor)
     page.fill('#filters input[name="skill"]', "router")
-    page.wait_for_function("location.search.includes('skill=router')")
+    page.wait_for_url("**skill=router**")
     page.select_option('#filters select[name="state"]', "available")
-    page.wait_for_function("location.search.includes('state=available')")
+    page.wait_for_url("**state=available**")
     page.reload()
-    page.wait_for_function("document.body.dataset.version !== undefined")
-    visible = page.eval_on_selector_all(
-        "tr.agent:not([hidden])", "rows => rows.map(r => r.dataset.agent)"
-    )
-    assert visible and set(visible) <= {"ben", "chloe", "ines", "eve"}
+    page.wait_for_selector("body[data-version]")
+    rows = page.locator("tr.agent:not([hidden])")
+    visible = [rows.nth(i).get_attribute("data-agent") for i in range(rows.count())]
+    assert visible and set(visible) <= {"ben", "chloe", "ines"}
     assert "ana" not in visible
     page.context.close()
 

@@ -1,0 +1,309 @@
+"""Authentication and authorisation: one UNAUTHENTICATED message for every bad key, the
+whole role x RPC table of ``router.auth.PERMISSIONS``, tenants and agent-bound keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio
+
+from router.auth import PERMISSIONS, Role
+from router.pb.omniroute.v1 import admin_service_pb2 as admin_pb
+from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
+from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
+from router.pb.omniroute.v1 import resources_pb2 as pb
+from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
+from router.server import SERVICE_NAMES
+from tests.grpc.conftest import Api, Metadata, snapshot
+
+T1 = "tenants/t1"
+GHOST = "tenants/t1/agents/ghost"
+OFFER = "tenants/t1/agents/ghost/offers/c1"
+
+
+def requests(tenant: str = "t1") -> dict[str, Any]:
+    """A well-formed request for every RPC (naming resources that mostly do not exist)."""
+    t = f"tenants/{tenant}"
+    ghost = f"{t}/agents/ghost"
+    offer = f"{ghost}/offers/c1"
+    return {
+        "ContactService/SubmitContact": contact_pb.SubmitContactRequest(
+            parent=t, contact=pb.Contact(channel=1, issue="nothing")
+        ),
+        "ContactService/CancelContact": contact_pb.CancelContactRequest(name=f"{t}/contacts/c1"),
+        "ContactService/GetContact": contact_pb.GetContactRequest(name=f"{t}/contacts/c1"),
+        "ContactService/WatchContact": contact_pb.WatchContactRequest(name=f"{t}/contacts/c1"),
+        "ContactService/GetQueueStats": contact_pb.GetQueueStatsRequest(parent=t),
+        "ContactService/EstimateWait": contact_pb.EstimateWaitRequest(
+            parent=t, issue="billing", channel=1
+        ),
+        "ContactService/GetCustomer": contact_pb.GetCustomerRequest(name=f"{t}/customers/cu1"),
+        "ContactService/LookupCustomer": contact_pb.LookupCustomerRequest(
+            parent=t, identity=pb.Identity(kind=pb.IDENTITY_KIND_PHONE, value="+1")
+        ),
+        "AgentService/SignIn": agent_pb.SignInRequest(name=ghost),
+        "AgentService/SignOut": agent_pb.SignOutRequest(name=ghost),
+        "AgentService/SetAgentState": agent_pb.SetAgentStateRequest(
+            name=ghost, state=pb.AGENT_STATE_AVAILABLE
+        ),
+        "AgentService/StreamOffers": agent_pb.StreamOffersRequest(name=ghost),
+        "AgentService/AcceptOffer": agent_pb.AcceptOfferRequest(name=offer, token=1),
+        "AgentService/DeclineOffer": agent_pb.DeclineOfferRequest(name=offer, token=1),
+        "AgentService/CompleteContact": agent_pb.CompleteContactRequest(
+            name=offer, token=1, outcome=pb.OUTCOME_RESOLVED
+        ),
+        "AgentService/Heartbeat": agent_pb.HeartbeatRequest(name=ghost),
+        "SupervisorService/CreateAgent": sup_pb.CreateAgentRequest(parent=t, agent_id="x y"),
+        "SupervisorService/GetAgent": sup_pb.GetAgentRequest(name=ghost),
+        "SupervisorService/ListAgents": sup_pb.ListAgentsRequest(parent=t),
+        "SupervisorService/UpdateAgent": sup_pb.UpdateAgentRequest(
+            agent=pb.Agent(name=ghost, display_name="x"), update_mask={"paths": ["display_name"]}
+        ),
+        "SupervisorService/DeleteAgent": sup_pb.DeleteAgentRequest(name=ghost),
+        "SupervisorService/SetSkill": sup_pb.SetSkillRequest(
+            agent=ghost, skill=pb.Skill(skill="x", proficiency=1)
+        ),
+        "SupervisorService/RemoveSkill": sup_pb.RemoveSkillRequest(agent=ghost, skill="x"),
+        "SupervisorService/CreateRoutingRule": sup_pb.CreateRoutingRuleRequest(
+            parent=t, issue="x"
+        ),
+        "SupervisorService/GetRoutingRule": sup_pb.GetRoutingRuleRequest(
+            name=f"{t}/routingRules/x"
+        ),
+        "SupervisorService/ListRoutingRules": sup_pb.ListRoutingRulesRequest(parent=t),
+        "SupervisorService/UpdateRoutingRule": sup_pb.UpdateRoutingRuleRequest(
+            routing_rule=pb.RoutingRule(name=f"{t}/routingRules/x")
+        ),
+        "SupervisorService/DeleteRoutingRule": sup_pb.DeleteRoutingRuleRequest(
+            name=f"{t}/routingRules/x"
+        ),
+        "SupervisorService/ListAuditEvents": sup_pb.ListAuditEventsRequest(parent=t),
+        "AdminService/CreateApiKey": admin_pb.CreateApiKeyRequest(parent=t),
+        "AdminService/ListApiKeys": admin_pb.ListApiKeysRequest(parent=t),
+        "AdminService/RevokeApiKey": admin_pb.RevokeApiKeyRequest(name=f"{t}/apiKeys/nokey123"),
+    }
+
+
+def method_of(api: Api, rpc: str) -> Callable[..., Any]:
+    service, method = rpc.split("/")
+    stub = {
+        "ContactService": api.contacts,
+        "AgentService": api.agents,
+        "SupervisorService": api.sup,
+        "AdminService": api.admin,
+    }[service]
+    return getattr(stub, method)  # type: ignore[no-any-return]
+
+
+async def status_of(api: Api, rpc: str, request: Any, metadata: Metadata) -> grpc.StatusCode:
+    """The status a call ends with (OK when it succeeds; streams: their first message)."""
+    try:
+        call = method_of(api, rpc)(request, metadata=metadata)
+        if rpc in ("AgentService/StreamOffers", "ContactService/WatchContact"):
+            await asyncio.wait_for(call.read(), 10)
+            call.cancel()
+        else:
+            await call
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_permission_table_names_every_rpc_of_every_service() -> None:
+    from router.pb.omniroute.v1 import (
+        admin_service_pb2,
+        agent_service_pb2,
+        contact_service_pb2,
+        supervisor_service_pb2,
+    )
+
+    rpcs = set()
+    for module in (contact_service_pb2, agent_service_pb2, supervisor_service_pb2, admin_service_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            assert service.full_name in SERVICE_NAMES
+            rpcs |= {f"{service.name}/{m.name}" for m in service.methods}
+    assert rpcs == set(PERMISSIONS)
+    assert rpcs == set(requests())
+
+
+async def test_every_rpc_admits_its_roles_and_denies_the_others(api: Api) -> None:
+    mismatches = []
+    for rpc, request in requests().items():
+        for role in Role:
+            code = await status_of(api, rpc, request, api.md(role))
+            allowed = role in PERMISSIONS[rpc]
+            assert code != grpc.StatusCode.UNAUTHENTICATED, (rpc, role)
+            if allowed == (code == grpc.StatusCode.PERMISSION_DENIED):
+                mismatches.append((rpc, role.value, allowed, code.name))
+    assert mismatches == []
+    # every RPC has at least one role allowed and one denied
+    for rpc, roles in PERMISSIONS.items():
+        assert roles and set(Role) - roles, rpc
+
+
+async def test_denied_calls_are_audited_and_change_nothing_else(
+    api: Api, aredis: redis.asyncio.Redis
+) -> None:
+    before = await snapshot(aredis, skip=(":audit",))
+    code = await status_of(
+        api, "SupervisorService/CreateAgent", requests()["SupervisorService/CreateAgent"],
+        api.md(Role.AGENT),
+    )
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert await snapshot(aredis, skip=(":audit",)) == before
+    listing = await api.sup.ListAuditEvents(
+        sup_pb.ListAuditEventsRequest(parent=T1, page_size=1), metadata=api.md(Role.SUPERVISOR)
+    )
+    assert listing.audit_events[0].action == "denied:SupervisorService/CreateAgent"
+
+
+@pytest.mark.parametrize("rpc", sorted(PERMISSIONS))
+async def test_another_tenants_names_are_permission_denied(
+    api: Api, aredis: redis.asyncio.Redis, rpc: str
+) -> None:
+    role = sorted(PERMISSIONS[rpc])[0]
+    before = await snapshot(aredis, skip=(":audit",))
+    code = await status_of(api, rpc, requests("t2")[rpc], api.md(role, "t1"))
+    assert code == grpc.StatusCode.PERMISSION_DENIED, rpc
+    assert await snapshot(aredis, skip=(":audit",)) == before
+
+
+async def test_another_tenants_message_names_the_tenant(api: Api) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await api.sup.GetAgent(
+            sup_pb.GetAgentRequest(name="tenants/t2/agents/a1"), metadata=api.md(Role.SUPERVISOR)
+        )
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "t2" in (info.value.details() or "")
+
+
+AGENT_BOUND: list[tuple[str, Callable[[Api, str], Awaitable[Any]]]] = [
+    ("SignIn", lambda a, n: a.agents.SignIn(agent_pb.SignInRequest(name=n), metadata=a.bound())),
+    ("SignOut", lambda a, n: a.agents.SignOut(agent_pb.SignOutRequest(name=n), metadata=a.bound())),
+    (
+        "SetAgentState",
+        lambda a, n: a.agents.SetAgentState(
+            agent_pb.SetAgentStateRequest(name=n, state=pb.AGENT_STATE_AVAILABLE),
+            metadata=a.bound(),
+        ),
+    ),
+    (
+        "Heartbeat",
+        lambda a, n: a.agents.Heartbeat(agent_pb.HeartbeatRequest(name=n), metadata=a.bound()),
+    ),
+    (
+        "StreamOffers",
+        lambda a, n: a.agents.StreamOffers(
+            agent_pb.StreamOffersRequest(name=n), metadata=a.bound()
+        ).read(),
+    ),
+    (
+        "AcceptOffer",
+        lambda a, n: a.agents.AcceptOffer(
+            agent_pb.AcceptOfferRequest(name=f"{n}/offers/c1", token=1), metadata=a.bound()
+        ),
+    ),
+    (
+        "DeclineOffer",
+        lambda a, n: a.agents.DeclineOffer(
+            agent_pb.DeclineOfferRequest(name=f"{n}/offers/c1", token=1), metadata=a.bound()
+        ),
+    ),
+    (
+        "CompleteContact",
+        lambda a, n: a.agents.CompleteContact(
+            agent_pb.CompleteContactRequest(
+                name=f"{n}/offers/c1", token=1, outcome=pb.OUTCOME_RESOLVED
+            ),
+            metadata=a.bound(),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("rpc", "call"), AGENT_BOUND, ids=[b[0] for b in AGENT_BOUND])
+async def test_agent_bound_key_may_not_act_for_another_agent(
+    api: Api, aredis: redis.asyncio.Redis, rpc: str, call: Callable[[Api, str], Awaitable[Any]]
+) -> None:
+    await api.create_agent("a1", {"billing": 1})
+    await api.create_agent("a2", {"billing": 1})
+    before = await snapshot(aredis, skip=(":audit",))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call(api, "tenants/t1/agents/a2")
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "a1" in (info.value.details() or "")
+    assert await snapshot(aredis, skip=(":audit",)) == before
+
+
+async def test_agent_bound_key_acts_for_its_own_agent(api: Api) -> None:
+    await api.create_agent("a1", {"billing": 1})
+    agent = await api.agents.SignIn(
+        agent_pb.SignInRequest(name="tenants/t1/agents/a1"), metadata=api.bound()
+    )
+    assert agent.state == pb.AGENT_STATE_AVAILABLE
+
+
+async def bad_keys(api: Api) -> dict[str, Metadata]:
+    """Metadata with a missing, malformed, unknown and revoked key."""
+    good = api.keys[("t1", Role.SUPERVISOR)]
+    tenant, key_id = good.split("_")[1:3]
+    created = await api.admin.CreateApiKey(
+        admin_pb.CreateApiKeyRequest(parent=T1, api_key=pb.ApiKey(role=pb.ROLE_SUPERVISOR)),
+        metadata=api.md(Role.ADMIN),
+    )
+    await api.admin.RevokeApiKey(
+        admin_pb.RevokeApiKeyRequest(name=created.api_key.name), metadata=api.md(Role.ADMIN)
+    )
+    from router.auth import new_secret
+
+    return {
+        "missing": (),
+        "empty bearer": (("authorization", "Bearer "),),
+        "malformed": (("authorization", "Bearer not-a-key"),),
+        "bad checksum": (("authorization", f"Bearer {good[:-1]}{'0' if good[-1] != '0' else '1'}"),),
+        "wrong scheme": (("authorization", f"Basic {good}"),),
+        "unknown": (("authorization", f"Bearer {new_secret(tenant, key_id)}"),),  # type: ignore[arg-type]
+        "unknown tenant": (("x-api-key", new_secret("t9", "abcdefgh")),),  # type: ignore[arg-type]
+        "revoked": (("authorization", f"Bearer {created.secret}"),),
+    }
+
+
+async def test_missing_malformed_unknown_and_revoked_keys_get_one_message(
+    api: Api, aredis: redis.asyncio.Redis
+) -> None:
+    keys = await bad_keys(api)
+    before = await snapshot(aredis)
+    messages = set()
+    for what, metadata in keys.items():
+        for rpc in ("SupervisorService/ListAgents", "ContactService/SubmitContact"):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await method_of(api, rpc)(requests()[rpc], metadata=metadata)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, what
+            messages.add(info.value.details())
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await api.agents.StreamOffers(
+                agent_pb.StreamOffersRequest(name="tenants/t1/agents/a1"), metadata=metadata
+            ).read()
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, what
+        messages.add(info.value.details())
+    assert messages == {"missing, unknown, revoked or expired API key"}
+    assert await snapshot(aredis) == before
+
+
+async def test_a_revoked_key_stops_working_at_once(api: Api) -> None:
+    created = await api.admin.CreateApiKey(
+        admin_pb.CreateApiKeyRequest(parent=T1, api_key=pb.ApiKey(role=pb.ROLE_PLANNER)),
+        metadata=api.md(Role.ADMIN),
+    )
+    md = (("authorization", f"Bearer {created.secret}"),)
+    await api.contacts.GetQueueStats(contact_pb.GetQueueStatsRequest(parent=T1), metadata=md)
+    await api.admin.RevokeApiKey(
+        admin_pb.RevokeApiKeyRequest(name=created.api_key.name), metadata=api.md(Role.ADMIN)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await api.contacts.GetQueueStats(contact_pb.GetQueueStatsRequest(parent=T1), metadata=md)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
