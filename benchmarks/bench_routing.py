@@ -95,6 +95,10 @@ class Plan:
     saturation_s: float = 20.0
     latency_s: float = 20.0
     seed: int = 7
+    #: True: desktops accept and complete every offer (4 RPCs a contact: the whole life).
+    #: False: agents have capacity to spare and leave offers open, so what is measured is
+    #: routing itself: submit, decide, reserve, offer delivered on the agent's stream.
+    lifecycle: bool = False
 
     @classmethod
     def quick(cls) -> Plan:
@@ -126,9 +130,12 @@ async def populate(url: str, plan: Plan) -> str:
                 issue(k): rng.randint(1, 5)
                 for k in rng.sample(range(plan.skills), rng.randint(3, 6))
             }
-            capacity = {Channel.VOICE: 1, Channel.CHAT: 3}
-            if n % 3 == 0:
-                capacity[Channel.EMAIL] = 2
+            if plan.lifecycle:
+                capacity = {Channel.VOICE: 1, Channel.CHAT: 3}
+                if n % 3 == 0:
+                    capacity[Channel.EMAIL] = 2
+            else:  # room for every contact of the run: no accept/complete in the loop
+                capacity = {Channel.VOICE: 50, Channel.CHAT: 50, Channel.EMAIL: 50}
             agent = Agent(id=AgentId(f"a{n:04d}"), skills=skills, capacity=capacity)
             async with gate:
                 await supervision.create_agent(TENANT, agent, "bench")
@@ -265,7 +272,8 @@ class Floor:
                         c.offer_time.ToMilliseconds() - c.create_time.ToMilliseconds()
                     )
                     self.offer_arrived.set()
-                self._spawn(self._handle(n, offer.name, offer.token))
+                if self.plan.lifecycle:
+                    self._spawn(self._handle(n, offer.name, offer.token))
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 self.errors[f"stream {_why(exc)}"] += 1
@@ -643,7 +651,12 @@ def report(figures: dict[str, Any], plan: Plan, info: dict[str, Any]) -> str:
         f"redis-py {info['redis_py']}, redis-server {info['redis_server']}",
         f"load: {plan.agents} agents (3-6 of {plan.skills} skills, proficiency 1-5; voice 1, "
         f"chat 3, email 2 for a third), {plan.skills} rules, {plan.customers} customers; "
-        f"{plan.agents} StreamOffers streams; every offer accepted and completed at once",
+        f"{plan.agents} StreamOffers streams; "
+        + (
+            "every offer accepted and completed at once (the whole life: 4 RPCs a contact)"
+            if plan.lifecycle
+            else "capacity to spare, offers left open (routing only: submit -> offer)"
+        ),
         f"server settings: {info['server_env'] or 'defaults'}; server CPU with the streams "
         f"open and no traffic: {figures['idle_cpu']['server']:.0f}% of a core (other "
         f"processes: {figures['idle_cpu']['others']:.0f}%)",
@@ -686,6 +699,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--agents", type=int, help="agents, each with a stream (default 1000)")
     p.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the server into DIR")
     p.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help="desktops accept and complete every offer (default: routing only)",
+    )
+    p.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -694,13 +712,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ns = p.parse_args(argv)
     plan = Plan.quick() if ns.quick else Plan()
-    overrides = {k: v for k, v in (("concurrency", ns.concurrency), ("agents", ns.agents)) if v}
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("concurrency", ns.concurrency), ("agents", ns.agents)) if v
+    }
+    overrides["lifecycle"] = ns.lifecycle
     plan = Plan(**{**plan.__dict__, **overrides})
     logs.configure(json=False, level="warning")
     info: dict[str, Any] = machine()
     extra_env = dict(item.split("=", 1) for item in ns.server_env)
     if any(not k.startswith("OMNIROUTE_") for k in extra_env):
         p.error("--server-env takes OMNIROUTE_NAME=VALUE")
+    if not plan.lifecycle:  # offers stay open for the whole run
+        extra_env.setdefault("OMNIROUTE_OFFER_TIMEOUT_S", "3600")
     info["server_env"] = extra_env
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="omr-bench-") as tmp:
