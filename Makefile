@@ -39,7 +39,7 @@ bench: ## run the benchmarks (figures and ratios)
 	$(PYTHON) benchmarks/run_all.py
 
 demo: install ## set up, then run the demo
-	$(BIN)/omniroute demo
+	$(BIN)/omniroute demo --web-port 8080 --linger
 
 serve: install ## set up, then serve gRPC (embedded Redis unless REDIS_URL is set)
 	$(BIN)/omniroute serve

@@ -15,10 +15,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,18 +317,53 @@ async def run_demo(ns: argparse.Namespace, redis_url: str, console: Console) -> 
                 f"{ns.tenant!r}, offer timeout {ns.offer_timeout:g}s, seed {ns.seed}."
             )
             keys = await _keys(service, ns.tenant)
+            web = None
+            if ns.web_port is not None:
+                from router.web.server import WebServer
+
+                service.settings = replace(settings, web_port=ns.web_port)
+                web = WebServer.beside(service)
+                web_port = await web.start()
+                rec.say(
+                    f"Supervisor web view: http://127.0.0.1:{web_port}/ - sign in with the "
+                    f"supervisor key {keys['supervisor']}"
+                )
             floor = Floor(ns.tenant, rec, {c.label: c for c in contacts(ns.seed)})
             await _drive(port, keys, floor, DEADLINE_S)
+            if ns.linger:
+                rec.say(
+                    "\nThe service stays up (gRPC on 127.0.0.1:"
+                    f"{port}) for you to look around; Ctrl-C stops it."
+                )
+                await _until_interrupted()
+            if web is not None:
+                await web.stop()
         finally:
             await service.stop()
     rec.say(f"\nDone in {rec.elapsed():.1f}s; service and Redis stopped.")
     return 0
 
 
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 def parser() -> argparse.ArgumentParser:
     """Flags of ``omniroute demo``."""
     p = argparse.ArgumentParser(prog="omniroute demo", description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print routing events as JSON lines")
+    p.add_argument(
+        "--web-port",
+        type=int,
+        help="also serve the supervisor web view on this port (0: a free one)",
+    )
+    p.add_argument(
+        "--linger", action="store_true", help="keep the service up after the demo, until Ctrl-C"
+    )
     p.add_argument("--port", type=int, default=0, help="gRPC port (default: a free one)")
     p.add_argument("--data-dir", type=Path, help="embedded Redis files (default: a temp dir)")
     p.add_argument("--tenant", default="demo", help="tenant to use (default demo)")
