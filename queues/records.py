@@ -61,6 +61,7 @@ def contact_fields(contact: Contact, identities: tuple[tuple[str, str], ...]) ->
         "ids": json.dumps([list(i) for i in identities]),
         "last_agent": contact.last_agent_id or "",
         "known": ",".join(contact.known_agent_ids),
+        "repeat": contact.repeat,
     }
 
 
@@ -85,6 +86,7 @@ def parse_contact(contact_id: str, fields: Mapping[str, str]) -> ContactRecord:
         last_agent_id=AgentId(fields["last_agent"]) if fields.get("last_agent") else None,
         known_agent_ids=tuple(AgentId(a) for a in known.split(",") if a),
         declined_by=tuple(AgentId(a) for a in declined.split(",") if a),
+        repeat=fields.get("repeat", ""),
     )
     ids = json.loads(fields.get("ids") or "[]")
     return ContactRecord(
@@ -156,9 +158,13 @@ def rule_to_json(rule: Rule) -> str:
             "skills": dict(rule.skills),
             "service_level": rule.service_level,
             "targets": {ch.value: s for ch, s in rule.answer_target_s.items()},
-            "steps": [
-                {"after_s": s.after_s, "skills": dict(s.min_proficiency)} for s in rule.steps
-            ],
+            "steps": [_step_json(s) for s in rule.steps],
+            "affinity_wait_s": rule.affinity_wait_s,
+            "repeat": {
+                "window_s": rule.repeat_window_s,
+                "priority_boost": rule.repeat_priority_boost,
+                "min_proficiency": rule.repeat_min_proficiency,
+            },
             "weights": {
                 "proficiency": w.proficiency,
                 "idle": w.idle,
@@ -172,21 +178,49 @@ def rule_to_json(rule: Rule) -> str:
     )
 
 
+def _step_json(step: RelaxationStep) -> dict[str, Any]:
+    out: dict[str, Any] = {"after_s": step.after_s, "skills": dict(step.min_proficiency)}
+    if step.expected_wait_over_s is not None:
+        out["expected_wait_over_s"] = step.expected_wait_over_s
+    if step.service_level_below is not None:
+        out["service_level_below"] = step.service_level_below
+    if step.eligible_at_most is not None:
+        out["eligible_at_most"] = step.eligible_at_most
+    return out
+
+
+def _step_from_json(s: Mapping[str, Any]) -> RelaxationStep:
+    over, below, at_most = (
+        s.get("expected_wait_over_s"),
+        s.get("service_level_below"),
+        s.get("eligible_at_most"),
+    )
+    return RelaxationStep(
+        float(s["after_s"]),
+        {str(k): int(v) for k, v in s["skills"].items()},
+        expected_wait_over_s=None if over is None else float(over),
+        service_level_below=None if below is None else float(below),
+        eligible_at_most=None if at_most is None else int(at_most),
+    )
+
+
 def rule_from_json(raw: str) -> Rule:
-    """The rule of its stored form."""
+    """The rule of its stored form (rules stored before a field existed get its default)."""
     d = json.loads(raw)
+    repeat = d.get("repeat") or {}
     return Rule(
         issue=d["issue"],
         skills={str(k): int(v) for k, v in d["skills"].items()},
         service_level=float(d["service_level"]),
         answer_target_s={Channel(k): float(v) for k, v in d["targets"].items()},
-        steps=tuple(
-            RelaxationStep(float(s["after_s"]), {str(k): int(v) for k, v in s["skills"].items()})
-            for s in d["steps"]
-        ),
+        steps=tuple(_step_from_json(s) for s in d["steps"]),
         weights=Weights(**d["weights"]),
         require_language=bool(d["require_language"]),
         description=d.get("description", ""),
+        affinity_wait_s=float(d.get("affinity_wait_s", 0.0)),
+        repeat_window_s=float(repeat.get("window_s", 86_400.0)),
+        repeat_priority_boost=int(repeat.get("priority_boost", 0)),
+        repeat_min_proficiency=int(repeat.get("min_proficiency", 0)),
     )
 
 

@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "heartbeat",
     "write_rule",
     "resolve_customer",
+    "merge_customers",
 )
 
 

@@ -9,7 +9,8 @@ one pipeline; nothing scans the keyspace.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from queues import keys
+from queues.cluster import is_cluster, retry_redirects
 from queues.scripts import SCRIPT_NAMES, read_lua
 from router.domain import AgentId, Channel, ContactId, CustomerId, TenantId
 
@@ -32,6 +34,10 @@ class ScriptResult:
     def ok(self) -> bool:
         """Did the script do what was asked (or had it already)?"""
         return self.code == 1
+
+
+def _ignore(name: str, seconds: float, outcome: str) -> None:
+    """The default script observer: nothing."""
 
 
 def _result(raw: Any) -> ScriptResult:
@@ -50,6 +56,8 @@ class Reservation:
     agent_version: int
     nonce: str
     reason: str
+    #: The decision's structured explanation (JSON, ``router.explain``), stored with it.
+    explanation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,9 @@ class RedisState:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(read_lua(name)) for name in SCRIPT_NAMES
         }
+        #: Told (script, seconds, outcome: 'ok' or the error's class name) after every
+        #: script call; the metrics module sets it.
+        self.on_script: Callable[[str, float, str], None] = _ignore
 
     async def load_scripts(self) -> None:
         """Load every script now, so the service is ready before it says it is serving."""
@@ -92,13 +103,31 @@ class RedisState:
             await self._r.script_load(read_lua(name))
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> ScriptResult:
-        return _result(await self._scripts[name](keys=list(keys_), args=list(args)))
+        # EVALSHA reloads the script on NOSCRIPT (failover, SCRIPT FLUSH); a slot being
+        # moved (TRYAGAIN) means the script did not run, so it is tried again.
+        script, started, outcome = self._scripts[name], time.perf_counter(), "ok"
+        try:
+            return _result(
+                await retry_redirects(lambda: script(keys=list(keys_), args=list(args)))
+            )
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self.on_script(name, time.perf_counter() - started, outcome)
 
     # --- server -----------------------------------------------------------------------
 
     async def server_info(self) -> dict[str, Any]:
-        """INFO server and the eviction policy, for startup checks and logs."""
+        """INFO server and the eviction policy, for startup checks and logs; on a cluster
+        the policy is every primary's, and the first one that is not noeviction wins."""
         info: dict[str, Any] = await self._r.info("server")
+        if is_cluster(self.redis):
+            per_node = await self._r.config_get("maxmemory-policy", target_nodes="primaries")
+            policies = sorted({p.get("maxmemory-policy", "") for p in per_node.values()})
+            info["maxmemory_policy"] = next((p for p in policies if p != "noeviction"), "")
+            info["maxmemory_policy"] = info["maxmemory_policy"] or "noeviction"
+            return info
         policy = await self._r.config_get("maxmemory-policy")
         info["maxmemory_policy"] = policy.get("maxmemory-policy", "")
         return info
@@ -194,32 +223,51 @@ class RedisState:
         if not reservations:
             return []
         script = self._scripts["reserve_offer"]
+        calls = [
+            (
+                [
+                    keys.contact(tenant, r.contact_id),
+                    keys.queue(tenant),
+                    keys.view(tenant, r.issue, r.channel),
+                    keys.offers(tenant),
+                    keys.agent(tenant, r.agent_id),
+                    keys.agent_load(tenant, r.agent_id),
+                    keys.agent_contacts(tenant, r.agent_id),
+                    keys.available(tenant),
+                ],
+                [
+                    r.contact_id,
+                    r.agent_id,
+                    timeout_ms,
+                    r.agent_version,
+                    r.nonce,
+                    keys.events(tenant),
+                    r.reason,
+                    self.replica_id,
+                    r.explanation,
+                ],
+            )
+            for r in reservations
+        ]
+        started = time.perf_counter()
         async with self._r.pipeline(transaction=False) as pipe:
-            for r in reservations:
-                await script(
-                    keys=[
-                        keys.contact(tenant, r.contact_id),
-                        keys.queue(tenant),
-                        keys.view(tenant, r.issue, r.channel),
-                        keys.offers(tenant),
-                        keys.agent(tenant, r.agent_id),
-                        keys.agent_load(tenant, r.agent_id),
-                        keys.agent_contacts(tenant, r.agent_id),
-                        keys.available(tenant),
-                    ],
-                    args=[
-                        r.contact_id,
-                        r.agent_id,
-                        timeout_ms,
-                        r.agent_version,
-                        r.nonce,
-                        keys.events(tenant),
-                        r.reason,
-                        self.replica_id,
-                    ],
-                    client=pipe,
-                )
-            return [_result(raw) for raw in await pipe.execute()]
+            for keys_, args in calls:
+                # Plain EVALSHA: redis-py's cluster pipeline refuses its evalsha helper
+                # because it cannot load scripts first; a NOSCRIPT is healed below.
+                pipe.execute_command("EVALSHA", script.sha, len(keys_), *keys_, *args)
+            raw = await pipe.execute(raise_on_error=False)
+        results: list[ScriptResult] = []
+        for (keys_, args), answer in zip(calls, raw, strict=True):
+            if isinstance(answer, Exception):
+                # A cluster pipeline does not load scripts first: a NOSCRIPT (or a slot
+                # in motion, or a failover) is run again on its own, which heals or
+                # raises as a direct call would; the nonce makes a repeat harmless.
+                self.on_script("reserve_offer", 0.0, type(answer).__name__)
+                results.append(await self._run("reserve_offer", keys_, args))
+            else:
+                results.append(_result(answer))
+                self.on_script("reserve_offer", (time.perf_counter() - started), "ok")
+        return results
 
     async def accept(
         self,
@@ -552,6 +600,54 @@ class RedisState:
                 *seen_owners,
             ],
         )
+
+    async def merge_customers(
+        self,
+        tenant: TenantId,
+        keep: CustomerId,
+        gone: CustomerId,
+        gone_identities_json: str,
+        actor: str,
+        target: str,
+    ) -> ScriptResult:
+        """Merge customer `gone` into `keep` (merge_customers.lua), if gone's identities
+        are still `gone_identities_json` as the caller read them."""
+        idents = json.loads(gone_identities_json) if gone_identities_json else []
+        return await self._run(
+            "merge_customers",
+            [
+                keys.customer(tenant, keep),
+                keys.history(tenant, keep),
+                keys.customer(tenant, gone),
+                keys.history(tenant, gone),
+                keys.audit(tenant),
+            ]
+            + [keys.identity(tenant, i["kind"], i["value"]) for i in idents],
+            [
+                keep,
+                gone,
+                gone_identities_json or "[]",
+                self.history_length,
+                actor,
+                self.audit_maxlen,
+                target,
+            ],
+        )
+
+    async def count(self, tenant: TenantId, day: str, counters: Mapping[str, int]) -> None:
+        """Add to today's counters (``issue:channel:counter`` fields), one round trip."""
+        if not counters:
+            return
+        async with self._r.pipeline(transaction=False) as pipe:
+            for name, n in counters.items():
+                pipe.hincrby(keys.stats(tenant, day), name, n)
+            await pipe.execute()
+
+    async def read_explanation(self, tenant: TenantId, contact_id: ContactId) -> str | None:
+        """The stored explanation JSON of the contact's latest offer ('' if never offered),
+        or None when the contact is unknown."""
+        exists, why = await self._r.hmget(keys.contact(tenant, contact_id), ["status", "why"])
+        return None if exists is None else str(why or "")
 
     async def read_customer(
         self, tenant: TenantId, customer_id: CustomerId, history_limit: int

@@ -10,13 +10,27 @@ re-check them, and the simulator applies them to its own floor.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import math
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 
-from router.domain import MAX_PRIORITY, Agent, AgentId, Channel, Contact
-from router.rules import Rule, RuleBook, default_rule
-from router.scoring import Score, eligible, preference, score
+from router.domain import MAX_PRIORITY, MAX_PROFICIENCY, Agent, AgentId, Channel, Contact
+from router.rules import Rule, RuleBook, Weights, default_rule
+from router.scoring import Score, reversed_id, score
+
+#: What the scoring loop of `pick_agent` reads of one agent, kept by `Floor` per change of
+#: the agent so that the loop does no attribute walk, sum or string work per candidate:
+#: (agent, skills, idle_since, -idle_since, reversed id, total capacity, contacts in hand).
+_Profile = tuple[Agent, Mapping[str, int], float, float, str, int, int]
+#: A candidate while ranking: (preference key, profile, slots already taken this round).
+_Entry = tuple[tuple[bool, float, float, str], _Profile, int]
+_NO_IDS: frozenset[AgentId] = frozenset()
+#: See `_bar`: totals this far apart round to 9 digits in the same strict order ...
+_ROUND_MARGIN = 2e-9
+#: ... when the larger one is smaller than this in magnitude.
+_ROUND_SAFE = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,10 @@ class Floor:
         #: Available agents with a free slot on the channel: the only ones `pick_agent`
         #: needs to score (the others fail ``eligible`` on capacity anyway).
         self._open: defaultdict[Channel, set[AgentId]] = defaultdict(set)
+        self._profiles: dict[AgentId, _Profile] = {}
+        #: Agents whose idle_since is NaN: their preference keys do not order, so
+        #: `pick_agent` must then walk candidates in id order as it always did.
+        self._unordered: set[AgentId] = set()
         for agent in agents:
             self.put(agent)
 
@@ -72,6 +90,24 @@ class Floor:
             for channel in agent.capacity:
                 if agent.free_slots(channel) > 0:
                     self._open[channel].add(agent.id)
+        self._profile(agent)
+
+    def _profile(self, agent: Agent) -> None:
+        """Keep what the scoring loop reads of `agent` (see ``_Profile``)."""
+        idle_since = agent.idle_since
+        self._profiles[agent.id] = (
+            agent,
+            agent.skills,
+            idle_since,
+            -idle_since,
+            reversed_id(agent.id),
+            sum(agent.capacity.values()),
+            agent.contacts_in_hand,
+        )
+        if idle_since != idle_since:  # NaN
+            self._unordered.add(agent.id)
+        else:
+            self._unordered.discard(agent.id)
 
     def remove(self, agent_id: AgentId) -> None:
         """Forget an agent (no error if unknown)."""
@@ -82,6 +118,8 @@ class Floor:
             for channel in old.capacity:
                 self._open[channel].discard(agent_id)
         self._available.discard(agent_id)
+        self._profiles.pop(agent_id, None)
+        self._unordered.discard(agent_id)
 
     def get(self, agent_id: AgentId) -> Agent | None:
         """The agent with this id, if known."""
@@ -121,12 +159,36 @@ class Floor:
         open_ids = ids.intersection(self._open.get(channel, ()))
         return len(ids), [self._agents[agent_id] for agent_id in sorted(open_ids)]
 
+    def open_ids(self, required: Mapping[str, int], channel: Channel) -> AbstractSet[AgentId]:
+        """Ids of the agents `open_candidates` returns, unordered and possibly a live view
+        of an index: iterate it before the next change to the floor, never change it."""
+        open_ids = self._open.get(channel)
+        if not open_ids:
+            return _NO_IDS
+        if not required:
+            return open_ids
+        by_skill = self._by_skill
+        pools = [by_skill.get(skill, _NO_IDS) for skill in required]
+        if len(pools) == 1:
+            return pools[0] & open_ids  # iterates the smaller of the two
+        pools.append(open_ids)
+        pools.sort(key=len)
+        return pools[0].intersection(*pools[1:])
+
+    def considered(self, required: Mapping[str, int]) -> int:
+        """How many available agents hold every required skill at some level (the first
+        figure of `open_candidates`)."""
+        if not required:
+            return len(self._available)
+        pools = sorted((self._by_skill.get(skill, _NO_IDS) for skill in required), key=len)
+        return len(pools[0].intersection(self._available, *pools[1:]))
+
     def reserve(self, agent_id: AgentId, channel: Channel, now: float) -> None:
         """Count one more contact of `channel` in the agent's hand; it was just offered."""
         agent = self._agents[agent_id]
         load = dict(agent.load)
         load[channel] = load.get(channel, 0) + 1
-        self.put(replace(agent, load=load, idle_since=now))
+        self._reload(_with_load(agent, load, now), channel)
 
     def release(self, agent_id: AgentId, channel: Channel) -> None:
         """One contact of `channel` left the agent's hand."""
@@ -135,7 +197,56 @@ class Floor:
             return
         load = dict(agent.load)
         load[channel] = max(0, load.get(channel, 0) - 1)
-        self.put(replace(agent, load=load))
+        self._reload(_with_load(agent, load, agent.idle_since), channel)
+
+    def _reload(self, agent: Agent, channel: Channel) -> None:
+        """`put` for an agent whose load of `channel` (and idle time) alone changed: skills,
+        state and the other channels' free slots are as before, so of all the indexes only
+        the open-slot set of `channel` can change. Called on every offer and completion."""
+        agent_id = agent.id
+        self._agents[agent_id] = agent
+        if agent.is_available and agent.free_slots(channel) > 0:
+            self._open[channel].add(agent_id)
+        else:
+            open_ids = self._open.get(channel)
+            if open_ids is not None:
+                open_ids.discard(agent_id)
+        # Skills, capacity and id are the old objects: keep their part of the profile.
+        _, skills, _, _, rev_id, capacity, _ = self._profiles[agent_id]
+        idle_since = agent.idle_since
+        self._profiles[agent_id] = (
+            agent,
+            skills,
+            idle_since,
+            -idle_since,
+            rev_id,
+            capacity,
+            agent.contacts_in_hand,
+        )
+        if idle_since != idle_since:  # NaN
+            self._unordered.add(agent_id)
+        else:
+            self._unordered.discard(agent_id)
+
+
+def _with_load(agent: Agent, load: Mapping[Channel, int], idle_since: float) -> Agent:
+    """``replace(agent, load=load, idle_since=idle_since)`` at half the cost: `replace`
+    walks the dataclass fields by name on every call; this hands them to the constructor.
+    Every field of `Agent` must appear here, in order (a test names them all)."""
+    return Agent(
+        agent.id,
+        agent.skills,
+        agent.capacity,
+        load,
+        agent.state,
+        idle_since,
+        agent.version,
+        agent.display_name,
+        agent.away_reason,
+        agent.kind,
+        agent.state_since,
+        agent.missed_offers,
+    )
 
 
 def queue_rank(contact: Contact, rule: Rule) -> tuple[int, float, float, str]:
@@ -166,37 +277,158 @@ def pick_agent(
     """Best eligible agent for `contact` at `now`, or None; `taken` counts slots already
     handed out in this round. Agents who just declined the contact or let it expire come
     last: they get it again only when nobody else can take it."""
-    taken = taken or {}
+    held = _held_on(taken, contact.channel) if taken else None
+    return _pick(contact, floor, rule, now, held)
+
+
+def _held_on(taken: Mapping[tuple[AgentId, Channel], int], channel: Channel) -> dict[AgentId, int]:
+    """`taken` for one channel, by agent id: one string lookup per candidate, not a tuple
+    built and hashed. Values are read back through `taken` itself, key for key."""
+    return {agent_id: taken.get((agent_id, channel), 0) for agent_id, ch in taken if ch == channel}
+
+
+def _pick(
+    contact: Contact, floor: Floor, rule: Rule, now: float, held: Mapping[AgentId, int] | None
+) -> Decision | None:
+    """`pick_agent` with the round's taken slots already narrowed to the contact's channel.
+
+    The winner is the maximum of the preference key (not declined, score rounded to 9
+    digits, longest idle, reversed id). Ids are unique, so without NaN in the key it is a
+    strict total order and the best two do not depend on the order candidates are walked
+    in: the candidate ids are not sorted. A NaN (from non-finite weights or idle times)
+    makes the order partial; then the walk is redone in id order, as it always was."""
     required = rule.requirements(contact, now)
-    best: tuple[tuple[bool, float, float, str], Agent, Score] | None = None
-    second: tuple[tuple[bool, float, float, str], Agent, Score] | None = None
-    considered, pool = floor.open_candidates(required, contact.channel)
-    count = 0
-    for agent in pool:
-        held = taken.get((agent.id, contact.channel), 0)
-        if not eligible(agent, contact, required, held):
-            continue
-        count += 1
-        agent_score = score(agent, contact, required, rule.weights, now, held)
-        fresh = agent.id not in contact.declined_by
-        entry = ((fresh, *preference(agent, agent_score)), agent, agent_score)
-        if best is None or entry[0] > best[0]:
-            second = best  # two statements: mypyc mis-narrows the tuple assignment
-            best = entry
-        elif second is None or entry[0] > second[0]:
-            second = entry
-    if best is None:
+    ids = floor.open_ids(required, contact.channel)
+    if not ids:
         return None
+    profiles = floor._profiles
+    ranked = _rank(ids, profiles, contact, required, rule.weights, now, held)
+    if ranked is None:
+        return None
+    if not ranked[3] or floor._unordered:
+        ranked = _rank(sorted(ids), profiles, contact, required, rule.weights, now, held)
+        assert ranked is not None  # the same candidates, in another order
+    best, second, count, _ = ranked
+    winner = best[1][0]
     return Decision(
         contact=contact,
-        agent=best[1],
-        score=best[2],
-        considered=considered,
+        agent=winner,
+        score=score(winner, contact, required, rule.weights, now, best[2]),
+        considered=floor.considered(required),
         eligible=count,
-        runner_up=(second[1].id, second[2]) if second else None,
+        runner_up=(
+            (second[1][0].id, score(second[1][0], contact, required, rule.weights, now, second[2]))
+            if second is not None
+            else None
+        ),
         step=rule.step_at(contact.waited_s(now)),
         required=required,
     )
+
+
+def _rank(
+    ids: Iterable[AgentId],
+    profiles: Mapping[AgentId, _Profile],
+    contact: Contact,
+    required: Mapping[str, int],
+    weights: Weights,
+    now: float,
+    held: Mapping[AgentId, int] | None,
+) -> tuple[_Entry, _Entry | None, int, bool] | None:
+    """The best two eligible candidates among `ids` (None if none), how many were eligible,
+    and whether every key was free of NaN (so that the walk order did not matter).
+
+    Eligibility and the score total are those of ``router.scoring.eligible`` and
+    ``router.scoring.score``, inlined: the same operations on the same operands in the same
+    order, so the totals are bit-identical. Every id here is an available agent with a
+    free slot on the channel (``Floor.open_ids``); only slots taken this round, and skill
+    levels, remain to check."""
+    channel = contact.channel
+    items = tuple(required.items())
+    levels_max = MAX_PROFICIENCY * len(items)
+    w_proficiency, w_idle = weights.proficiency, weights.idle
+    w_occupancy, w_affinity = weights.occupancy, weights.affinity
+    horizon_s = weights.idle_horizon_s
+    last, known, declined = contact.last_agent_id, contact.known_agent_ids, contact.declined_by
+    best: _Entry | None = None
+    second: _Entry | None = None
+    best_total = 0.0
+    # The runner-up's (fresh, total - margin): a candidate below it cannot enter the best
+    # two, so it needs no rounding and no key. None yet: nobody is below it.
+    bar_fresh, bar_total = False, -math.inf
+    count = 0
+    ordered = True
+    for agent_id in ids:
+        profile = profiles[agent_id]
+        agent, skills, idle_since, neg_idle, rev_id, capacity, in_hand = profile
+        taken = held.get(agent_id, 0) if held else 0
+        if taken and agent.free_slots(channel) <= taken:
+            continue
+        levels = 0
+        skilled = True
+        for skill, level in items:
+            have = skills.get(skill, 0)
+            if have < level:
+                skilled = False
+                break
+            levels += MAX_PROFICIENCY if have > MAX_PROFICIENCY else have  # min(have, MAX)
+        if not skilled:
+            continue
+        count += 1
+        proficiency = levels / levels_max if items else 0.0
+        idle = now - idle_since
+        idle = (idle if idle > 0.0 else 0.0) / horizon_s  # max(0.0, idle) / horizon
+        idle = idle if idle < 1.0 else 1.0  # min(1.0, idle)
+        if capacity:
+            share = (in_hand + taken) / capacity
+            occupancy = 1.0 - (share if share < 1.0 else 1.0)
+        else:
+            occupancy = 0.0
+        if last is not None and agent_id == last:
+            affinity = 1.0
+        elif agent_id in known:
+            affinity = 0.5
+        else:
+            affinity = 0.0
+        total = (
+            w_proficiency * proficiency
+            + w_idle * idle
+            + w_occupancy * occupancy
+            + w_affinity * affinity
+        )
+        if total != total:  # NaN: the keys no longer form a total order
+            ordered = False
+        fresh = agent_id not in declined
+        if fresh < bar_fresh or (fresh == bar_fresh and total < bar_total):
+            continue
+        key = (fresh, round(total, 9), neg_idle, rev_id)
+        if best is None or key > best[0]:
+            second = best  # two statements: mypyc mis-narrows the tuple assignment
+            best = (key, profile, taken)
+            if second is not None:
+                bar_fresh, bar_total = second[0][0], _bar(best_total)
+            best_total = total
+        elif second is None or key > second[0]:
+            second = (key, profile, taken)
+            bar_fresh, bar_total = fresh, _bar(total)
+    if best is None:
+        return None
+    return best, second, count, ordered
+
+
+def _bar(total: float) -> float:
+    """A raw total below which another rounds (``round(x, 9)``) strictly lower than `total`
+    does; -inf where that cannot be promised (|total| >= _ROUND_SAFE, inf, NaN).
+
+    ``round(x, 9)`` is the double nearest the multiple of 1e-9 nearest `x`. If
+    ``x < total - _ROUND_MARGIN`` (2e-9; the subtraction's error is below 1.2e-10 under
+    1e6), `x` is more than 1.5e-9 below `total`, so its multiple of 1e-9 is at least 1e-9
+    below that of `total`; under 2e6 doubles are 2.4e-10 apart or closer, so the two
+    multiples round to different doubles, in the same order. An `x` below -2e6 rounds
+    below -1e6 anyway."""
+    if -_ROUND_SAFE < total < _ROUND_SAFE:
+        return total - _ROUND_MARGIN
+    return -math.inf
 
 
 def assign(
@@ -206,12 +438,24 @@ def assign(
 
     Does not change `floor`; a caller applies the decisions it manages to commit.
     """
-    ranked = sorted(contacts, key=lambda c: queue_rank(c, rule_for(rules, c.issue)))
-    taken: Counter[tuple[AgentId, Channel]] = Counter()
+    ranked = [
+        (queue_rank(c, rule), c, rule) for c in contacts for rule in (rule_for(rules, c.issue),)
+    ]
+    ranked.sort(key=_first)  # stable: equal ranks keep input order, as sorting contacts did
+    held: dict[Channel, dict[AgentId, int]] = {}
     decisions: list[Decision] = []
-    for contact in ranked:
-        decision = pick_agent(contact, floor, rule_for(rules, contact.issue), now, taken)
+    for _, contact, rule in ranked:
+        channel = contact.channel
+        decision = _pick(contact, floor, rule, now, held.get(channel))
         if decision is not None:
-            taken[(decision.agent.id, contact.channel)] += 1
+            on_channel = held.setdefault(channel, {})
+            agent_id = decision.agent.id
+            on_channel[agent_id] = on_channel.get(agent_id, 0) + 1
             decisions.append(decision)
     return decisions
+
+
+def _first(
+    entry: tuple[tuple[int, float, float, str], Contact, Rule],
+) -> tuple[int, float, float, str]:
+    return entry[0]

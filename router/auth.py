@@ -59,6 +59,7 @@ _READ_FIGURES = frozenset({_P, _S, _PL, _AD})
 _AGENT_CALLS = frozenset({_A, _P, _AD})
 _SUPERVISE = frozenset({_S, _AD})
 _SUPERVISOR_READ = frozenset({_S, _PL, _AD})
+_PLAN = frozenset({_PL, _AD})
 
 #: Roles allowed per RPC (service short name / method).
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
@@ -94,6 +95,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "AdminService/CreateApiKey": frozenset({_AD}),
     "AdminService/ListApiKeys": frozenset({_AD}),
     "AdminService/RevokeApiKey": frozenset({_AD}),
+    "PlanningService/CreatePlan": _PLAN,
+    "PlanningService/GetPlan": _PLAN | {_S},
+    "PlanningService/ListPlans": _PLAN | {_S},
+    "PlanningService/WatchPlan": _PLAN | {_S},
 }
 
 

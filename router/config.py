@@ -39,6 +39,11 @@ class Settings:
     web_host: str = "127.0.0.1"
     log_json: bool = True
     log_level: str = "info"
+    #: When a routing pass assigns jointly (OR-Tools): ``auto`` (>= 2 contacts waiting and
+    #: >= 2 agents with a free slot) or ``off`` (always greedy).
+    joint_assignment: str = "auto"
+    #: Candidates kept in each decision's explanation (0: only the chosen one).
+    explain_candidates: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -67,6 +72,10 @@ class Settings:
             raise InvalidArgument("presence_timeout_s", "must be positive")
         if not 1 <= self.history_length <= 1000:
             raise InvalidArgument("history_length", "must be 1..1000")
+        if self.joint_assignment not in ("auto", "off"):
+            raise InvalidArgument("joint_assignment", "must be auto or off")
+        if not 0 <= self.explain_candidates <= 50:
+            raise InvalidArgument("explain_candidates", "must be 0..50")
         if self.max_missed_offers < 0:
             raise InvalidArgument("max_missed_offers", "must be >= 0 (0: never set away)")
 

@@ -17,16 +17,20 @@ import contextvars
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from queues.records import ContactRecord, parse_agent, parse_contact, rule_from_json
 from queues.state import RedisState, Reservation
-from router.assign import Decision, Floor, assign
+from router.assign import Decision, Floor, rule_for
 from router.domain import AgentId, Channel, ContactId, ContactStatus, TenantId
+from router.explain import explanation
+from router.explain import to_json as explain_json
 from router.ids import new_id
+from router.policy import JointMode, Routed, decide
 from router.rules import RuleBook
+from router.signals import SignalSource
 
 if TYPE_CHECKING:
     from router.config import Settings
@@ -72,6 +76,10 @@ class TenantRouter:
         self._full_refresh_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._signals = SignalSource(state, tenant)
+        self._joint_mode = JointMode(settings.joint_assignment)
+        #: The routing pass in flight, which ``stop`` lets finish its commits.
+        self._pass: asyncio.Future[bool] | None = None
         self.passes = 0
         self.routed = 0
         #: Redis clock minus local clock, seconds (set by the engine).
@@ -145,6 +153,11 @@ class TenantRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._pass is not None and not self._pass.done():
+            # The shield kept it running past the cancel: wait, or it would use a closed
+            # Redis client after the replica stops.
+            with contextlib.suppress(Exception):
+                await self._pass
 
     async def _run(self) -> None:
         while True:
@@ -152,7 +165,8 @@ class TenantRouter:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.tick_s)
             self._wake.clear()
             try:
-                retry = await asyncio.shield(self.route_once())
+                self._pass = asyncio.ensure_future(self.route_once())
+                retry = await asyncio.shield(self._pass)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must survive Redis hiccups
@@ -184,9 +198,12 @@ class TenantRouter:
             if cid in self._contacts and self._contacts[cid].status is ContactStatus.QUEUED
         ]
         now = self.now()
-        decisions = assign(waiting, self.floor, self.rules, now)
-        if not decisions:
+        waiting = await self._signals.annotate(waiting, self.floor, self.rules, now)
+        routed = decide(waiting, self.floor, self.rules, now, self._joint_mode)
+        if not routed:
             return False
+        decisions = [r.decision for r in routed]
+        whys = [self._explanation(r, now) for r in routed]
         reservations = [
             Reservation(
                 contact_id=d.contact.id,
@@ -195,19 +212,42 @@ class TenantRouter:
                 agent_id=d.agent.id,
                 agent_version=d.agent.version,
                 nonce=new_id(),
-                reason=explain(d),
+                reason=why["summary"],
+                explanation=explain_json(why),
             )
-            for d in decisions
+            for d, why in zip(decisions, whys, strict=True)
         ]
         results = await self._state.reserve(
             self.tenant, reservations, int(self._settings.offer_timeout_s * 1000)
         )
         lost = False
-        for decision, reservation, result in zip(decisions, reservations, results, strict=True):
-            lost |= self._apply(decision, reservation, result.code, now)
+        for decision, reservation, result, why in zip(
+            decisions, reservations, results, whys, strict=True
+        ):
+            lost |= self._apply(decision, reservation, result.code, now, why)
         return lost
 
-    def _apply(self, decision: Decision, reservation: Reservation, code: int, now: float) -> bool:
+    def _explanation(self, routed: Routed, now: float) -> dict[str, Any]:
+        """The structured explanation of one decision of this pass (``router.explain``)."""
+        d = routed.decision
+        return explanation(
+            d,
+            rule_for(self.rules, d.contact.issue),
+            self.floor,
+            now,
+            joint=routed.joint,
+            hold=routed.hold,
+            top=self._settings.explain_candidates,
+        )
+
+    def _apply(
+        self,
+        decision: Decision,
+        reservation: Reservation,
+        code: int,
+        now: float,
+        why: dict[str, Any] | None = None,
+    ) -> bool:
         contact, agent = decision.contact, decision.agent
         self._contacts.pop(contact.id, None)
         if code == 1:
@@ -228,6 +268,8 @@ class TenantRouter:
                 runner_up=decision.runner_up[0] if decision.runner_up else None,
                 relaxation_step=decision.step,
                 required=dict(decision.required),
+                joint=bool(why and why["joint"]),
+                explanation=why,
             )
             return False
         reason = {0: "contact_taken", -1: "agent_full", -2: "agent_changed"}.get(code, str(code))

@@ -125,6 +125,19 @@ class Agent:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSignals:
+    """Queue state measured by the router for one contact, read by relaxation steps that
+    trigger on it (``router.rules.RelaxationStep``); None where unknown."""
+
+    #: Expected wait of the contact's issue and channel (``router.estimate``), seconds.
+    expected_wait_s: float | None = None
+    #: Today's service level so far of the contact's issue and channel, 0..1.
+    service_level: float | None = None
+    #: Available agents eligible for the contact under its time-relaxed requirements.
+    eligible_agents: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """One request from a customer on one channel, as routing sees it."""
 
@@ -142,6 +155,10 @@ class Contact:
     known_agent_ids: tuple[AgentId, ...] = ()
     #: Agents who recently declined it or let its offer expire; tried last.
     declined_by: tuple[AgentId, ...] = ()
+    #: Why history makes this a repeat contact ("" when it is not; ``router.history``).
+    repeat: str = ""
+    #: Queue state for relaxation steps that trigger on it (None: waiting time only).
+    signals: QueueSignals | None = None
 
     def waited_s(self, now: float) -> float:
         """Seconds the contact has waited at `now` (never negative)."""

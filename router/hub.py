@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from queues import keys
+from queues.cluster import subscriber
 from router.domain import AgentId, ContactId, TenantId
 
 if TYPE_CHECKING:
@@ -76,7 +77,10 @@ class Hub:
     async def run(self) -> None:
         """Listen until cancelled, reconnecting after errors."""
         while True:
-            pubsub = self._engine.state.redis.pubsub(ignore_subscribe_messages=True)
+            # One node is enough on a cluster: PUBLISH reaches every node.
+            redis = self._engine.state.redis
+            client = await subscriber(redis)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(keys.EVENTS_PATTERN)
                 self._resync()
@@ -92,6 +96,8 @@ class Hub:
             finally:
                 with contextlib.suppress(Exception):  # closing a broken connection
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    if client is not redis:
+                        await client.aclose()
 
     def _resync(self) -> None:
         for router in self._engine.routers.values():

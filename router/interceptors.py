@@ -6,6 +6,7 @@ Health checking and reflection need no key (probes and grpcurl use them as they 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 log.exception("rpc_failed")
                 await context.abort(StatusCode.INTERNAL, "internal error (logged)")
             finally:
-                current_principal.reset(token)
+                # A cancelled stream is closed from another context (grpc's athrow), where
+                # the token cannot be reset; that context is discarded anyway.
+                with contextlib.suppress(ValueError):
+                    current_principal.reset(token)
 
         return wrapper

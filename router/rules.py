@@ -14,10 +14,12 @@ from types import MappingProxyType
 
 from router.domain import (
     DEFAULT_ANSWER_TARGET_S,
+    MAX_PRIORITY,
     MAX_PROFICIENCY,
     MIN_PROFICIENCY,
     Channel,
     Contact,
+    QueueSignals,
 )
 from router.errors import InvalidArgument
 
@@ -53,10 +55,50 @@ DEFAULT_WEIGHTS = Weights()
 @dataclass(frozen=True, slots=True)
 class RelaxationStep:
     """From `after_s` of waiting on, required levels change: each skill named in
-    `min_proficiency` gets that minimum; level 0 drops the skill entirely."""
+    `min_proficiency` gets that minimum (lower or higher than before, or a skill not
+    required before, e.g. ``senior`` for VIPs); level 0 drops the skill entirely.
+
+    A step may also trigger on queue state (``QueueSignals``): it then applies only while
+    every condition it names holds as well -- the expected wait is at least
+    `expected_wait_over_s`, today's service level is below `service_level_below`, at most
+    `eligible_at_most` eligible agents are available. Such a step comes and goes with the
+    queue; an unknown signal never triggers it."""
 
     after_s: float
     min_proficiency: Mapping[str, int]
+    expected_wait_over_s: float | None = None
+    service_level_below: float | None = None
+    eligible_at_most: int | None = None
+
+    @property
+    def on_queue_state(self) -> bool:
+        """Does the step trigger on queue state (not on waiting time alone)?"""
+        return (
+            self.expected_wait_over_s is not None
+            or self.service_level_below is not None
+            or self.eligible_at_most is not None
+        )
+
+    def holds(self, waited_s: float, signals: QueueSignals | None) -> bool:
+        """Does the step apply after `waited_s` with queue state `signals`?"""
+        if waited_s < self.after_s:
+            return False
+        if not self.on_queue_state:
+            return True
+        if signals is None:
+            return False
+        if self.expected_wait_over_s is not None and not (
+            signals.expected_wait_s is not None
+            and signals.expected_wait_s >= self.expected_wait_over_s
+        ):
+            return False
+        if self.service_level_below is not None and not (
+            signals.service_level is not None and signals.service_level < self.service_level_below
+        ):
+            return False
+        return self.eligible_at_most is None or (
+            signals.eligible_agents is not None and signals.eligible_agents <= self.eligible_at_most
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +113,38 @@ class Rule:
     weights: Weights = DEFAULT_WEIGHTS
     require_language: bool = True
     description: str = ""
+    #: Extra wait for the customer's last agent (then agents who served them before)
+    #: before anyone eligible may take the contact; 0: no wait (``router.affinity``).
+    affinity_wait_s: float = 0.0
+    #: A repeat contact (``router.history``): earlier attempt within this window not
+    #: resolved, or the customer switched channel within it.
+    repeat_window_s: float = 86_400.0
+    #: Priority added to a repeat contact (capped at the maximum priority).
+    repeat_priority_boost: int = 0
+    #: Minimum proficiency of every required skill for a repeat contact (0: none).
+    repeat_min_proficiency: int = 0
 
-    def step_at(self, waited_s: float) -> int:
-        """Index of the relaxation step in force after `waited_s`, or -1 for none."""
+    def steps_in_force(self, waited_s: float, signals: QueueSignals | None = None) -> list[int]:
+        """Indexes of the relaxation steps that apply after `waited_s` with `signals`."""
+        return [i for i, step in enumerate(self.steps) if step.holds(waited_s, signals)]
+
+    def step_at(self, waited_s: float, signals: QueueSignals | None = None) -> int:
+        """Index of the last relaxation step in force after `waited_s`, or -1 for none."""
         index = -1
         for i, step in enumerate(self.steps):
-            if waited_s >= step.after_s:
+            if step.holds(waited_s, signals):
                 index = i
         return index
 
-    def required_at(self, waited_s: float) -> dict[str, int]:
-        """Skills and minimum levels required once the contact has waited `waited_s`."""
+    def required_at(
+        self, waited_s: float, signals: QueueSignals | None = None
+    ) -> dict[str, int]:
+        """Skills and minimum levels required once the contact has waited `waited_s`
+        (steps that trigger on queue state apply only when `signals` meet them)."""
         required = dict(self.skills)
-        for step in self.steps[: self.step_at(waited_s) + 1]:
+        for step in self.steps:
+            if not step.holds(waited_s, signals):
+                continue
             for skill, level in step.min_proficiency.items():
                 if level == 0:
                     required.pop(skill, None)
@@ -93,8 +154,12 @@ class Rule:
 
     def requirements(self, contact: Contact, now: float) -> dict[str, int]:
         """What `contact` needs of an agent at `now`: the rule's skills, relaxed by its
-        wait, plus its language when the rule asks for one."""
-        required = self.required_at(contact.waited_s(now))
+        wait and queue signals, raised to the repeat-contact floor for a repeat contact,
+        plus its language when the rule asks for one."""
+        required = self.required_at(contact.waited_s(now), contact.signals)
+        if contact.repeat and self.repeat_min_proficiency:
+            floor = self.repeat_min_proficiency
+            required = {skill: max(level, floor) for skill, level in required.items()}
         if self.require_language and contact.language:
             required.setdefault(LANGUAGE_SKILL_PREFIX + contact.language, MIN_PROFICIENCY)
         return required
@@ -164,37 +229,76 @@ def validate_rule(rule: Rule) -> Rule:
             raise InvalidArgument(f"rule.answer_targets[{channel}]", "must be 0 < s <= 30 days")
     _validate_steps(rule)
     _validate_weights(rule.weights)
+    if not 0.0 <= rule.affinity_wait_s <= 3600.0:
+        raise InvalidArgument("rule.affinity_wait", "must be 0..3600 s")
+    if not 0.0 < rule.repeat_window_s <= 30 * 86400:
+        raise InvalidArgument("rule.repeat_contacts.window", "must be 0 < s <= 30 days")
+    if not 0 <= rule.repeat_priority_boost <= MAX_PRIORITY:
+        raise InvalidArgument("rule.repeat_contacts.priority_boost", f"must be 0..{MAX_PRIORITY}")
+    check_level(
+        "rule.repeat_contacts.min_proficiency", rule.repeat_min_proficiency, allow_zero=True
+    )
     return rule
 
 
 def _validate_steps(rule: Rule) -> None:
-    previous = -1.0
-    required = dict(rule.skills)
+    """Steps come in order of waiting time (strictly increasing among time-only steps);
+    a step that could never change what is required, or whose queue condition could never
+    hold, is rejected with the reason."""
+    previous, previous_timed = -1.0, -1.0
+    certain = dict(rule.skills)  # with every earlier time-only step applied
+    everything = dict(rule.skills)  # with every earlier step applied
     for i, step in enumerate(rule.steps):
         where = f"rule.steps[{i}]"
         if not step.after_s >= 0 or step.after_s != step.after_s:
             raise InvalidArgument(f"{where}.after", "must be a non-negative duration")
-        if step.after_s <= previous:
+        if step.after_s < previous or (not step.on_queue_state and step.after_s <= previous_timed):
             raise InvalidArgument(
                 f"{where}.after", "steps must be in strictly increasing order of waiting time"
             )
+        _validate_conditions(where, step)
         if not step.min_proficiency:
             raise InvalidArgument(f"{where}.skills", "a step must change at least one skill")
-        changed = False
         for skill, level in step.min_proficiency.items():
             check_name(f"{where}.skills[{skill!r}]", skill)
             check_level(f"{where}.skills[{skill!r}]", level, allow_zero=True)
-            if required.get(skill, 0) != level:
-                changed = True
-            if level == 0:
-                required.pop(skill, None)
-            else:
-                required[skill] = level
-        if not changed:
+        changes = [
+            any(req.get(skill, 0) != level for skill, level in step.min_proficiency.items())
+            for req in (certain, everything)
+        ]
+        if not any(changes):
             raise InvalidArgument(
                 where, "can never apply: it changes nothing the earlier steps set"
             )
+        targets = (everything,) if step.on_queue_state else (certain, everything)
+        for req in targets:
+            for skill, level in step.min_proficiency.items():
+                if level == 0:
+                    req.pop(skill, None)
+                else:
+                    req[skill] = level
         previous = step.after_s
+        if not step.on_queue_state:
+            previous_timed = step.after_s
+
+
+def _validate_conditions(where: str, step: RelaxationStep) -> None:
+    over = step.expected_wait_over_s
+    if over is not None and not 0 < over <= 30 * 86400:
+        raise InvalidArgument(
+            f"{where}.expected_wait_over", "can never apply: must be 0 < s <= 30 days"
+        )
+    below = step.service_level_below
+    if below is not None and not 0 < below <= 1:
+        raise InvalidArgument(
+            f"{where}.service_level_below",
+            "can never apply: service level is never below 0 (must be in (0, 1])",
+        )
+    at_most = step.eligible_at_most
+    if at_most is not None and not 0 <= at_most <= 100_000:
+        raise InvalidArgument(
+            f"{where}.eligible_agents_at_most", "can never apply: must be 0..100000"
+        )
 
 
 def _validate_weights(weights: Weights) -> None:

@@ -92,10 +92,11 @@ def score(
 def preference(agent: Agent, agent_score: Score) -> tuple[float, float, str]:
     """Sort key among eligible agents: score, then longest idle, then id (reversed so
     that ``max`` picks the smallest id on a full tie)."""
-    return (round(agent_score.total, 9), -agent.idle_since, _reverse(agent.id))
+    return (round(agent_score.total, 9), -agent.idle_since, reversed_id(agent.id))
 
 
 @lru_cache(maxsize=65_536)
-def _reverse(text: str) -> str:
-    # max() over ids would prefer "b" to "a"; invert code points so the smaller id wins.
+def reversed_id(text: str) -> str:
+    """The id's part of the preference key: code points inverted so that ``max`` prefers
+    "a" to "b" (an id that extends another still sorts after it: "ab" beats "a")."""
     return "".join(chr(0x10FFFF - ord(ch)) for ch in text)

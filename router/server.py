@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 
+from queues.cluster import connect
 from queues.embedded import EmbeddedRedis
 from queues.state import RedisState
 from router.auth import Authenticator, Role
@@ -34,9 +35,13 @@ from router.pb.omniroute.v1 import (
     agent_service_pb2_grpc,
     contact_service_pb2,
     contact_service_pb2_grpc,
+    planning_service_pb2,
+    planning_service_pb2_grpc,
     supervisor_service_pb2,
     supervisor_service_pb2_grpc,
 )
+from router.planning import Planner
+from router.planning_service import PlanningService
 from router.service import AdminService, AgentService, ContactService, SupervisorService
 from router.supervision import Supervision
 
@@ -49,6 +54,7 @@ SERVICE_NAMES = tuple(
         (agent_service_pb2, "AgentService"),
         (supervisor_service_pb2, "SupervisorService"),
         (admin_service_pb2, "AdminService"),
+        (planning_service_pb2, "PlanningService"),
     )
 )
 #: Redis versions with the Lua fixes of CVE-2025-49844 and siblings, per release line.
@@ -62,8 +68,9 @@ _FIXED_REDIS = {
 
 
 def redis_client(url: str) -> Redis:
-    """The asyncio Redis client every replica uses."""
-    return Redis.from_url(
+    """The asyncio Redis client every replica uses: one node, or a Redis Cluster when
+    `url` is ``redis+cluster://`` (see ``queues.cluster``)."""
+    return connect(
         url,
         decode_responses=True,
         socket_timeout=5.0,
@@ -114,6 +121,10 @@ class Service:
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminService(self.supervision, self.authenticator.forget), self.server
         )
+        self.planner = Planner()  # plans live in this replica's memory (router/planning.py)
+        planning_service_pb2_grpc.add_PlanningServiceServicer_to_server(
+            PlanningService(self.planner), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -157,6 +168,7 @@ class Service:
         Offers in flight stay in Redis: another replica (or this one, restarted) serves
         them or they expire back to the queue."""
         await self.health.enter_graceful_shutdown()
+        await self.planner.close()  # plans end ABORTED, so their watch streams end too
         await self.server.stop(self.settings.grace_s)
         await self.engine.stop()
         await self.redis.aclose()

@@ -57,6 +57,22 @@ STATUS: dict[type[RoutingError], StatusCode] = {
 }
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def status_of(exc: RoutingError) -> StatusCode:
+    """The status of a domain error, by its nearest mapped class (so that subclasses such
+    as a planner's `Infeasible(Conflict)` keep their family's status)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return StatusCode.INTERNAL
+#: Redis trouble a client may retry: connection loss, and a cluster failing over.
+STORE_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.RedisClusterException,
+)
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -68,8 +84,8 @@ def translate_errors(method: F) -> F:
         try:
             return await method(self, request, context)
         except RoutingError as exc:
-            await context.abort(STATUS[type(exc)], str(exc))
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            await context.abort(status_of(exc), str(exc))
+        except STORE_DOWN as exc:
             await context.abort(StatusCode.UNAVAILABLE, f"state store unavailable: {exc}")
 
     return wrapper  # type: ignore[return-value]
@@ -84,8 +100,8 @@ def translate_stream_errors(method: Callable[..., AsyncIterator[Any]]) -> Any:
             async for item in method(self, request, context):
                 yield item
         except RoutingError as exc:
-            await context.abort(STATUS[type(exc)], str(exc))
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            await context.abort(status_of(exc), str(exc))
+        except STORE_DOWN as exc:
             await context.abort(StatusCode.UNAVAILABLE, f"state store unavailable: {exc}")
 
     return wrapper

@@ -14,6 +14,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from queues.cluster import connect, is_cluster_url, node_url
 from queues.embedded import EmbeddedRedis
 
 
@@ -31,7 +32,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A synchronous client (str replies) on an empty database."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client: redis.Redis = (
+        redis.RedisCluster.from_url(node_url(redis_url), decode_responses=True)  # type: ignore[assignment]
+        if is_cluster_url(redis_url)
+        else redis.Redis.from_url(redis_url, decode_responses=True)
+    )
     client.flushall()
     try:
         yield client
@@ -42,7 +47,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     """An asyncio client (str replies) on an empty database, closed after the test."""
-    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    client = connect(redis_url, decode_responses=True)  # a cluster client on a cluster URL
     await client.flushall()
     try:
         yield client

@@ -3,7 +3,8 @@
 --       8 available
 -- ARGV: 1 contact id, 2 agent id, 3 offer timeout ms, 4 agent version the decision saw,
 --       5 decision nonce, 6 events channel, 7 reason (explanation summary), 8 replica id
---       (named in the notice, so the deciding replica can skip its own)
+--       (named in the notice, so the deciding replica can skip its own), 9 structured
+--       explanation JSON (stored as field 'why'; optional)
 -- returns {1, token, deadline ms} reserved (deadline from Redis TIME); {0} contact no
 -- longer queued; {-1, load} agent has no free slot on the channel; {-2, version} agent not
 -- available or changed since the decision (skills or capacity). Running it twice with the
@@ -33,7 +34,7 @@ redis.call('ZREM', KEYS[3], id)
 redis.call('HINCRBY', KEYS[6], ch, 1)
 local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
 redis.call('HSET', KEYS[1], 'status', 'offered', 'agent', agent, 'offered_ms', int(now),
-  'deadline_ms', int(deadline), 'nonce', ARGV[5], 'reason', ARGV[7])
+  'deadline_ms', int(deadline), 'nonce', ARGV[5], 'reason', ARGV[7], 'why', ARGV[9] or '')
 redis.call('ZADD', KEYS[4], int(deadline), id)
 redis.call('HSET', KEYS[7], id, token)
 redis.call('HSET', KEYS[5], 'idle_since_ms', int(now))

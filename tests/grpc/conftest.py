@@ -195,9 +195,7 @@ ApiFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-async def make_api(
-    redis_url: str, aredis: redis.asyncio.Redis
-) -> AsyncIterator[ApiFactory]:
+async def make_api(redis_url: str, aredis: redis.asyncio.Redis) -> AsyncIterator[ApiFactory]:
     """Start replicas with `Settings` overrides; keys are created on the first one."""
     running: list[tuple[Service, grpc.aio.Channel]] = []
     keys: dict[tuple[str, Role], str] = {}

@@ -55,7 +55,9 @@ async def refused(
 
 def submit(api: Api, contact: pb.Contact | None, request_id: str = "") -> Awaitable[Any]:
     return api.contacts.SubmitContact(
-        contact_pb.SubmitContactRequest(parent="tenants/t1", contact=contact, request_id=request_id),
+        contact_pb.SubmitContactRequest(
+            parent="tenants/t1", contact=contact, request_id=request_id
+        ),
         metadata=api.md(Role.PLATFORM),
     )
 
@@ -131,9 +133,7 @@ async def test_reused_request_id_with_another_payload_is_already_exists(
 ) -> None:
     other = pb.Contact(channel=pb.CHANNEL_CHAT, issue="billing")
     other.identities.append(pb.Identity(kind=pb.IDENTITY_KIND_PHONE, value="+15559999"))
-    await refused(
-        aredis, submit(floor, other, "r1"), grpc.StatusCode.ALREADY_EXISTS, "request_id"
-    )
+    await refused(aredis, submit(floor, other, "r1"), grpc.StatusCode.ALREADY_EXISTS, "request_id")
 
 
 async def test_contact_for_an_issue_without_rule_is_failed_precondition(
@@ -167,7 +167,9 @@ async def test_create_agent_with_proficiency_outside_1_to_5_is_refused(
     floor: Api, aredis: redis.asyncio.Redis, level: int
 ) -> None:
     call = floor.sup.CreateAgent(
-        sup_pb.CreateAgentRequest(parent="tenants/t1", agent_id="a9", agent=agent_with_skill(level)),
+        sup_pb.CreateAgentRequest(
+            parent="tenants/t1", agent_id="a9", agent=agent_with_skill(level)
+        ),
         metadata=floor.md(Role.SUPERVISOR),
     )
     await refused(aredis, call, INVALID, "agent.skills[0].proficiency", str(level))
@@ -263,7 +265,9 @@ async def test_malformed_agent_id_is_refused_naming_agent_id(
     floor: Api, aredis: redis.asyncio.Redis, agent_id: str
 ) -> None:
     call = floor.sup.CreateAgent(
-        sup_pb.CreateAgentRequest(parent="tenants/t1", agent_id=agent_id, agent=agent_with_skill(2)),
+        sup_pb.CreateAgentRequest(
+            parent="tenants/t1", agent_id=agent_id, agent=agent_with_skill(2)
+        ),
         metadata=floor.md(Role.SUPERVISOR),
     )
     await refused(aredis, call, INVALID, "agent_id")
@@ -502,7 +506,9 @@ async def test_streaming_offers_of_an_unknown_agent_is_not_found(
 # --- ALREADY_EXISTS -------------------------------------------------------------------------
 
 
-async def test_duplicate_agent_id_is_already_exists(floor: Api, aredis: redis.asyncio.Redis) -> None:
+async def test_duplicate_agent_id_is_already_exists(
+    floor: Api, aredis: redis.asyncio.Redis
+) -> None:
     call = floor.sup.CreateAgent(
         sup_pb.CreateAgentRequest(parent="tenants/t1", agent_id="a1", agent=agent_with_skill(2)),
         metadata=floor.md(Role.SUPERVISOR),
@@ -554,7 +560,9 @@ async def test_accepting_an_expired_offer_is_failed_precondition(
             break
         await asyncio.sleep(0.05)
     await refused(
-        aredis, accept_call(api, offer.name, offer.token), grpc.StatusCode.FAILED_PRECONDITION,
+        aredis,
+        accept_call(api, offer.name, offer.token),
+        grpc.StatusCode.FAILED_PRECONDITION,
         "expired",
     )
     await stream.close()

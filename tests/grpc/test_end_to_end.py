@@ -393,4 +393,5 @@ async def test_health_is_serving_and_reflection_lists_the_services(api: Api) -> 
         "omniroute.v1.AgentService",
         "omniroute.v1.SupervisorService",
         "omniroute.v1.AdminService",
+        "omniroute.v1.PlanningService",
     }
