@@ -23,10 +23,19 @@ from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis, RedisCluster
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ClusterError, TryAgainError
+from redis.exceptions import (
+    ClusterError,
+    RedisClusterException,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+#: Redis trouble a client may retry (gRPC UNAVAILABLE): connection loss, timeouts, and a
+#: cluster failing over or resharding.
+STORE_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterError, RedisClusterException)
 #: How long a command keeps being retried while its slot is split by a move (TRYAGAIN).
 SLOT_MOVE_PATIENCE_S = 10.0
 _rotation = itertools.count()
@@ -76,9 +85,7 @@ def connect(url: str, **options: Any) -> Redis:
     """
     if not is_cluster_url(url):
         return Redis.from_url(url, **options)
-    options.setdefault(
-        "retry", Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=12)
-    )
+    options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=12))
     return cast(Redis, RedisCluster.from_url(node_url(url), **options))
 
 
@@ -178,8 +185,12 @@ async def move_slot(
     if source.node_id == target.node_id:
         return 0
     src, dst = _node(cluster, source), _node(cluster, target)
-    await cluster.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source.node_id, target_nodes=dst)
-    await cluster.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target.node_id, target_nodes=src)
+    await cluster.execute_command(
+        "CLUSTER SETSLOT", slot, "IMPORTING", source.node_id, target_nodes=dst
+    )
+    await cluster.execute_command(
+        "CLUSTER SETSLOT", slot, "MIGRATING", target.node_id, target_nodes=src
+    )
     host, port = target.address.rsplit(":", 1)
     auth = _auth_args(src)
     moved = 0

@@ -33,6 +33,7 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 |                                 |        | (the web view's 30-minute service level)          |
 | ``omr:web:secret``              | string | key that signs web view session cookies           |
 | ``omr:tenants``                 | set    | tenants with state (the sweepers walk it)         |
+| ``omr:metrics:leader``          | string | replica id exporting the shared gauges (lease)    |
 
 Scripts get every key they touch through ``KEYS``, built by the functions below; values
 and the events channel name come through ``ARGV``.
@@ -157,6 +158,8 @@ def events(tenant: TenantId) -> str:
 
 EVENTS_PATTERN = f"{PREFIX}:{{*}}:events"
 WEB_SECRET = f"{PREFIX}:web:secret"
+#: Lease of the one replica that exports gauges read from shared state (SET NX PX).
+METRICS_LEADER = f"{PREFIX}:metrics:leader"
 
 
 def web_service_level(tenant: TenantId) -> str:

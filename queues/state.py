@@ -36,13 +36,19 @@ class ScriptResult:
         return self.code == 1
 
 
-def _ignore(name: str, seconds: float, outcome: str) -> None:
+def _ignore(
+    name: str, seconds: float, outcome: str, args: Sequence[Any], result: ScriptResult | None
+) -> None:
     """The default script observer: nothing."""
 
 
 def _result(raw: Any) -> ScriptResult:
     items = list(raw)
     return ScriptResult(int(items[0]), tuple(items[1:]))
+
+
+#: (script, seconds, outcome, ARGV, result or None), told after every script call.
+ScriptObserver = Callable[[str, float, str, Sequence[Any], "ScriptResult | None"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +99,9 @@ class RedisState:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(read_lua(name)) for name in SCRIPT_NAMES
         }
-        #: Told (script, seconds, outcome: 'ok' or the error's class name) after every
-        #: script call; the metrics module sets it.
-        self.on_script: Callable[[str, float, str], None] = _ignore
+        #: Told after every script call: (script, seconds, outcome 'ok' or the error's
+        #: class name, ARGV, the result when there is one); the metrics module sets it.
+        self.on_script: ScriptObserver = _ignore
 
     async def load_scripts(self) -> None:
         """Load every script now, so the service is ready before it says it is serving."""
@@ -105,16 +111,16 @@ class RedisState:
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> ScriptResult:
         # EVALSHA reloads the script on NOSCRIPT (failover, SCRIPT FLUSH); a slot being
         # moved (TRYAGAIN) means the script did not run, so it is tried again.
-        script, started, outcome = self._scripts[name], time.perf_counter(), "ok"
+        script, started = self._scripts[name], time.perf_counter()
         try:
-            return _result(
+            result = _result(
                 await retry_redirects(lambda: script(keys=list(keys_), args=list(args)))
             )
         except Exception as exc:
-            outcome = type(exc).__name__
+            self.on_script(name, time.perf_counter() - started, type(exc).__name__, args, None)
             raise
-        finally:
-            self.on_script(name, time.perf_counter() - started, outcome)
+        self.on_script(name, time.perf_counter() - started, "ok", args, result)
+        return result
 
     # --- server -----------------------------------------------------------------------
 
@@ -262,11 +268,12 @@ class RedisState:
                 # A cluster pipeline does not load scripts first: a NOSCRIPT (or a slot
                 # in motion, or a failover) is run again on its own, which heals or
                 # raises as a direct call would; the nonce makes a repeat harmless.
-                self.on_script("reserve_offer", 0.0, type(answer).__name__)
+                self.on_script("reserve_offer", 0.0, type(answer).__name__, args, None)
                 results.append(await self._run("reserve_offer", keys_, args))
             else:
                 results.append(_result(answer))
-                self.on_script("reserve_offer", (time.perf_counter() - started), "ok")
+                elapsed = time.perf_counter() - started
+                self.on_script("reserve_offer", elapsed, "ok", args, results[-1])
         return results
 
     async def accept(
@@ -737,6 +744,20 @@ class RedisState:
         """Every API key record of the tenant, by key id."""
         raw = await self._r.hgetall(keys.api_keys(tenant))
         return {k: dict(json.loads(v)) for k, v in raw.items()}
+
+    async def pending_offers(self, tenant: TenantId) -> int:
+        """Offers waiting for an answer now."""
+        return int(await self._r.zcard(keys.offers(tenant)))
+
+    async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:
+        """Take the lease `key` if free (SET NX PX) or renew it if `holder` has it; whether
+        `holder` holds it now. A lapsed holder loses it to the next taker."""
+        if await self._r.set(key, holder, nx=True, px=ttl_ms):
+            return True
+        if await self._r.get(key) == holder:
+            await self._r.pexpire(key, ttl_ms)
+            return True
+        return False
 
     async def publish(self, tenant: TenantId, event: Mapping[str, Any]) -> None:
         """Tell every replica that something changed."""

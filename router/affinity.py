@@ -5,9 +5,10 @@ the rule's ``affinity_wait_s``, then let anyone eligible take it.
 Pure. A contact is **held** at `now` when all of these are true:
 
 * its rule sets ``affinity_wait_s`` > 0 and the contact has waited less than that;
-* the preferred agents have not declined it or let its offer expire, are signed in (available or away: someone who is signed in may
-  come back or free a slot within the bound) and hold every skill the contact needs now
-  (an agent who can never be eligible is not worth waiting for).
+* the preferred agents have not declined it or let its offer expire, are signed in
+  (available or away: someone signed in may come back or free a slot within the bound)
+  and hold every skill the contact needs now (an agent who can never be eligible is not
+  worth waiting for).
 
 The preferred agents are the last agent when that agent qualifies, else the known agents
 who qualify. While held, only they may take the contact; other agents are withheld from
@@ -54,7 +55,9 @@ def hold_for(contact: Contact, rule: Rule, floor: Floor, now: float) -> Hold | N
         floor, contact.last_agent_id, required, contact.declined_by
     ):
         return Hold((contact.last_agent_id,), LAST, until)
-    known = tuple(a for a in contact.known_agent_ids if _qualifies(floor, a, required, contact.declined_by))
+    known = tuple(
+        a for a in contact.known_agent_ids if _qualifies(floor, a, required, contact.declined_by)
+    )
     return Hold(known, KNOWN, until) if known else None
 
 

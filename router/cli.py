@@ -27,8 +27,10 @@ SUBCOMMANDS = {
     "rules": "supervisor: list, show, put, delete routing rules",
     "queues": "supervisor: live queue figures per issue and channel",
     "audit": "supervisor: the audit log",
+    "explain": "supervisor: why a contact went to its agent (candidates, scores, history)",
     "keys": "admin: create, list, revoke API keys",
     "bootstrap": "operator: create a first admin key for a tenant directly in REDIS_URL",
+    "tenants": "operator: each tenant's Redis Cluster slot and node; move a hot tenant",
     "simulate": "planner: simulate a scenario with the live routing policy",
     "staff": "planner: Erlang C/A staffing for an interval or a forecast",
     "plan": "planner: forecast, staffing and a week's shift schedule, checked by simulation",
@@ -63,8 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from router.admin_cli import main as admin_main
 
         return int(admin_main([command, *rest]))
+    if command == "explain":
+        from router.explain_cli import main as explain_main
+
+        return int(explain_main(rest))
     if command == "bootstrap":
         return bootstrap_main(rest)
+    if command == "tenants":
+        from router.tenants_cli import main as tenants_main
+
+        return int(tenants_main(rest))
     if command == "simulate":
         from simulations.cli import main as simulate_main
 
@@ -113,6 +123,9 @@ def serve_parser() -> argparse.ArgumentParser:
         "--web-port", type=int, help="also serve the supervisor web view on this port (0: off)"
     )
     p.add_argument("--web-host", help="address of the web view (default 127.0.0.1)")
+    p.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off)"
+    )
     p.add_argument("--log-format", choices=("json", "console"), help="log format (default json)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument(

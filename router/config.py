@@ -37,6 +37,7 @@ class Settings:
     dev_tenant: str = "demo"
     web_port: int = 0
     web_host: str = "127.0.0.1"
+    metrics_port: int = 0
     log_json: bool = True
     log_level: str = "info"
     #: When a routing pass assigns jointly (OR-Tools): ``auto`` (>= 2 contacts waiting and
@@ -68,6 +69,8 @@ class Settings:
             raise InvalidArgument("port", "must be 0..65535")
         if not 0 <= self.web_port <= 65535:
             raise InvalidArgument("web_port", "must be 0..65535 (0: no web view)")
+        if not 0 <= self.metrics_port <= 65535:
+            raise InvalidArgument("metrics_port", "must be 0..65535 (0: no metrics)")
         if self.presence_timeout_s <= 0:
             raise InvalidArgument("presence_timeout_s", "must be positive")
         if not 1 <= self.history_length <= 1000:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -31,9 +31,14 @@ from router.domain import (
 from router.engine import CustomerView, OfferView
 from router.errors import InvalidArgument
 from router.estimate import WaitEstimate
+from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
 from router.pb.omniroute.v1 import resources_pb2 as pb
 from router.rules import RelaxationStep, Rule, Weights, check_level, check_name
 from router.supervision import ApiKeyView, AuditRecord
+
+if TYPE_CHECKING:
+    from router.figures import QueueFigures
+    from router.live_figures import ChannelRow
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
@@ -447,9 +452,7 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
             levels[check_name(f"{where}.skill", req.skill)] = check_level(
                 f"{where}.min_proficiency", req.min_proficiency, allow_zero=True
             )
-        steps.append(
-            RelaxationStep(seconds(f"routing_rule.relaxation_steps[{i}].after", step.after), levels)
-        )
+        steps.append(step_from_pb(f"routing_rule.relaxation_steps[{i}]", step, levels))
     w = msg.weights
     defaults = Weights()
     weights = Weights(
@@ -463,6 +466,7 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
     service_level = msg.service_level or 0.8
     if not math.isfinite(service_level) or not 0 < service_level <= 1:
         raise InvalidArgument("routing_rule.service_level", "must be in (0, 1]")
+    repeat = msg.repeat_contacts
     return Rule(
         issue=issue,
         skills=skills,
@@ -472,7 +476,49 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
         weights=weights,
         require_language=msg.require_language,
         description=_text("routing_rule.description", msg.description, 512),
+        affinity_wait_s=seconds("routing_rule.affinity_wait", msg.affinity_wait),
+        repeat_window_s=seconds("routing_rule.repeat_contacts.window", repeat.window) or 86_400.0,
+        repeat_priority_boost=repeat.priority_boost,
+        repeat_min_proficiency=repeat.min_proficiency,
     )
+
+
+def step_from_pb(where: str, step: pb.RelaxationStep, levels: dict[str, int]) -> RelaxationStep:
+    """A relaxation step with its queue-state conditions (checked by ``validate_rule``)."""
+    over = None
+    if step.HasField("expected_wait_over"):
+        over = seconds(f"{where}.expected_wait_over", step.expected_wait_over)
+    below = None
+    if step.HasField("service_level_below"):
+        below = float(step.service_level_below)
+        if not math.isfinite(below):
+            raise InvalidArgument(f"{where}.service_level_below", "must be a number in (0, 1]")
+    at_most = step.eligible_agents_at_most if step.HasField("eligible_agents_at_most") else None
+    return RelaxationStep(
+        seconds(f"{where}.after", step.after),
+        levels,
+        expected_wait_over_s=over,
+        service_level_below=below,
+        eligible_at_most=at_most,
+    )
+
+
+def step_to_pb(step: RelaxationStep) -> pb.RelaxationStep:
+    """The API view of a relaxation step."""
+    msg = pb.RelaxationStep(
+        after=duration(step.after_s),
+        skills=[
+            pb.SkillRequirement(skill=s, min_proficiency=lvl)
+            for s, lvl in sorted(step.min_proficiency.items())
+        ],
+    )
+    if step.expected_wait_over_s is not None:
+        msg.expected_wait_over.CopyFrom(duration(step.expected_wait_over_s))
+    if step.service_level_below is not None:
+        msg.service_level_below = step.service_level_below
+    if step.eligible_at_most is not None:
+        msg.eligible_agents_at_most = step.eligible_at_most
+    return msg
 
 
 def _weight(name: str, w: pb.ScoringWeights, default: float) -> float:
@@ -498,16 +544,7 @@ def rule_to_pb(tenant: TenantId, r: Rule) -> pb.RoutingRule:
             pb.ChannelTarget(channel=CHANNEL_PB[ch], answer_target=duration(s))
             for ch, s in sorted(r.answer_target_s.items())
         ],
-        relaxation_steps=[
-            pb.RelaxationStep(
-                after=duration(step.after_s),
-                skills=[
-                    pb.SkillRequirement(skill=s, min_proficiency=lvl)
-                    for s, lvl in sorted(step.min_proficiency.items())
-                ],
-            )
-            for step in r.steps
-        ],
+        relaxation_steps=[step_to_pb(step) for step in r.steps],
         weights=pb.ScoringWeights(
             proficiency=w.proficiency,
             idle=w.idle,
@@ -516,6 +553,45 @@ def rule_to_pb(tenant: TenantId, r: Rule) -> pb.RoutingRule:
             idle_horizon=duration(w.idle_horizon_s),
         ),
         require_language=r.require_language,
+        affinity_wait=duration(r.affinity_wait_s),
+        repeat_contacts=pb.RepeatContactPolicy(
+            window=duration(r.repeat_window_s),
+            priority_boost=r.repeat_priority_boost,
+            min_proficiency=r.repeat_min_proficiency,
+        ),
+    )
+
+
+def explanation_to_pb(tenant: TenantId, e: Mapping[str, Any]) -> pb.RoutingExplanation:
+    """The API view of a stored routing explanation (``router.explain``)."""
+
+    def candidate(c: Mapping[str, Any]) -> pb.ExplanationCandidate:
+        return pb.ExplanationCandidate(
+            agent=f"tenants/{tenant}/agents/{c['agent']}",
+            score=float(c["score"]),
+            components={k: float(v) for k, v in c["components"].items()},
+            declined_before=bool(c.get("declined")),
+        )
+
+    return pb.RoutingExplanation(
+        contact=f"tenants/{tenant}/contacts/{e['contact']}",
+        agent=f"tenants/{tenant}/agents/{e['agent']}",
+        decide_time=timestamp(int(e["t_ms"])),
+        waited_seconds=float(e["waited_s"]),
+        chosen=candidate(e["chosen"]),
+        candidates=[candidate(c) for c in e.get("candidates", ())],
+        runner_up=f"tenants/{tenant}/agents/{e['runner_up']}" if e.get("runner_up") else "",
+        considered=int(e["considered"]),
+        eligible=int(e["eligible"]),
+        relaxation_steps=[int(i) for i in e.get("steps", ())],
+        required_skills=[
+            pb.SkillRequirement(skill=s, min_proficiency=int(lvl))
+            for s, lvl in sorted(e.get("required", {}).items())
+        ],
+        joint=bool(e.get("joint")),
+        history={str(k): str(v) for k, v in e.get("history", {}).items()},
+        signals={str(k): float(v) for k, v in e.get("signals", {}).items()},
+        summary=str(e.get("summary", "")),
     )
 
 
@@ -579,3 +655,41 @@ def wait_fields(w: WaitEstimate) -> dict[str, object]:
     if w.wait_s is not None:
         fields["expected_wait"] = duration(w.wait_s)
     return fields
+
+
+def live_figures_to_pb(figures: QueueFigures, rows: Iterable[ChannelRow]) -> contact_pb.LiveFigures:
+    """One push of WatchQueueFigures."""
+    reply = contact_pb.LiveFigures(waiting=figures.waiting)
+    reply.read_time.FromMilliseconds(figures.read_ms)
+    for v in figures.views:
+        row = reply.views.add(
+            issue=v.issue,
+            channel=CHANNEL_PB[v.channel],
+            waiting=v.waiting,
+            answered=v.answered,
+            answered_in_target=v.answered_in_target,
+            abandoned=v.abandoned,
+            service_level=v.service_level,
+            eligible_agents=v.eligible_available,
+        )
+        row.oldest_wait.CopyFrom(duration(v.oldest_wait_s))
+        if v.estimate.wait_s is not None:
+            row.expected_wait.CopyFrom(duration(v.estimate.wait_s))
+        if v.aht_s is not None:
+            row.average_handle_time.CopyFrom(duration(v.aht_s))
+    for r in rows:
+        reply.channels.add(
+            channel=CHANNEL_PB[r.channel],
+            waiting=r.waiting,
+            service_level=r.service_level,
+            service_level_target=r.service_level_target,
+            answered=r.answered,
+            abandoned=r.abandoned,
+            channel_switch_rate=r.channel_switch_rate,
+            repeat_contact_rate=r.repeat_contact_rate,
+            first_contact_resolution=r.first_contact_resolution,
+            satisfaction=r.satisfaction,
+            satisfaction_count=r.satisfaction_count,
+            bot_containment=r.bot_containment,
+        )
+    return reply

@@ -31,6 +31,7 @@ from router.ids import new_id
 from router.policy import JointMode, Routed, decide
 from router.rules import RuleBook
 from router.signals import SignalSource
+from router.tasks import stop_tasks
 
 if TYPE_CHECKING:
     from router.config import Settings
@@ -75,6 +76,7 @@ class TenantRouter:
         self._rules_dirty = True
         self._full_refresh_at = 0.0
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._signals = SignalSource(state, tenant)
         self._joint_mode = JointMode(settings.joint_assignment)
@@ -148,19 +150,19 @@ class TenantRouter:
 
     async def stop(self) -> None:
         """Stop between passes: a pass in flight finishes its commits first."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
         if self._pass is not None and not self._pass.done():
-            # The shield kept it running past the cancel: wait, or it would use a closed
-            # Redis client after the replica stops.
-            with contextlib.suppress(Exception):
-                await self._pass
+            # The shield kept it running past the cancel: wait (bounded), or it would use a
+            # closed Redis client after the replica stops.
+            await asyncio.wait([self._pass], timeout=5.0)
+            if self._pass.done() and not self._pass.cancelled():
+                self._pass.exception()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.tick_s)
             self._wake.clear()

@@ -9,7 +9,6 @@ of Redis notices to this replica's routers and streams in ``router.hub``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import hashlib
 import json
@@ -33,6 +32,7 @@ from queues.records import (
 from queues.state import RedisState, ScriptResult
 from router.assign import rule_for
 from router.config import Settings
+from router.customers import merge_customers
 from router.dispatch import TenantRouter
 from router.domain import (
     AgentId,
@@ -44,9 +44,11 @@ from router.domain import (
     TenantId,
 )
 from router.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from router.history import HistoryFacts, history_facts, repeat_counters, shaped
 from router.hub import Hub
 from router.ids import new_id
 from router.rules import RuleBook
+from router.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +116,7 @@ class Engine:
         self._known_tenants: set[TenantId] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.clock_offset_s = 0.0
+        self._stopping = False
         #: Customer of each contact accepted through this replica, until completed.
         self._held: dict[ContactId, CustomerId | None] = {}
         #: Called when API keys change anywhere (to drop authentication caches).
@@ -136,13 +139,10 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop routing (passes in flight finish their commits); offers stay in Redis."""
+        self._stopping = True
         for router in self.routers.values():
             await router.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks.clear()
 
     async def sync_clock(self) -> None:
@@ -204,18 +204,14 @@ class Engine:
                     )
                 return await self.get_contact(tenant, ContactId(first[1]))
         customer_id: CustomerId | None = None
-        last_agent: AgentId | None = None
-        known: tuple[AgentId, ...] = ()
+        facts = HistoryFacts()
         if identities:
             customer_id, history = await self._resolve_customer(tenant, identities)
-            last_agent, known = _history_hints(history, draft.issue)
+            facts = history_facts(history, draft, rule, self.now())
         contact = replace(
-            draft,
-            id=ContactId(new_id()),
-            customer_id=customer_id,
-            last_agent_id=last_agent,
-            known_agent_ids=known,
+            shaped(draft, facts, rule), id=ContactId(new_id()), customer_id=customer_id
         )
+        last_agent = facts.last_agent_id
         target_ms = int(rule.target_s(contact.channel) * 1000)
         result = await self.state.enqueue(
             tenant,
@@ -243,6 +239,8 @@ class Engine:
         )
         router.remember(record)
         router.wake()
+        if facts.repeat:
+            await self.state.count(tenant, today(self.now()), repeat_counters(contact, facts))
         log.info(
             "contact_queued",
             tenant=tenant,
@@ -252,6 +250,7 @@ class Engine:
             priority=contact.priority,
             customer_id=customer_id,
             last_agent=last_agent,
+            repeat=facts.repeat,
         )
         return record
 
@@ -266,7 +265,13 @@ class Engine:
             result = await self.state.resolve_customer(tenant, customer, identities, owners)
             if result.ok:
                 if len(set(found)) > 1:
-                    log.warning("identities_of_several_customers", tenant=tenant, customers=found)
+                    # Two identities known as two customers: one person; merge them
+                    # (atomically, audited) and resolve again to read the merged history.
+                    for other in sorted(set(found) - {customer}):
+                        await merge_customers(
+                            self.state, tenant, customer, CustomerId(other), "system:submit"
+                        )
+                    continue
                 return customer, [parse_history(str(r)) for r in result.values[1:]]
         raise Conflict("contact.identities: changed concurrently too often; retry")
 
@@ -571,7 +576,7 @@ class Engine:
         if state is AgentState.AWAY and not reason:
             raise InvalidArgument("away_reason", "required when the state is AWAY")
         if state is AgentState.SIGNED_OUT:
-            await self._return_offers(tenant, agent_id, "withdrawn")
+            await self._return_offers(tenant, agent_id, "withdrawn", refuse_if_held=True)
         result = await self.state.set_state(
             tenant, agent_id, state.value, reason, actor, sign_in=sign_in
         )
@@ -594,12 +599,24 @@ class Engine:
             actor=actor,
         )
 
-    async def _return_offers(self, tenant: TenantId, agent_id: AgentId, why: str) -> None:
+    async def _return_offers(
+        self, tenant: TenantId, agent_id: AgentId, why: str, *, refuse_if_held: bool = False
+    ) -> None:
+        """Return the agent's open offers to the queue; with `refuse_if_held`, first refuse
+        (changing nothing) when the agent holds accepted contacts."""
         (record,) = await self.state.read_agents(tenant, [agent_id])
         if record is None:
             raise NotFound(f"agent {agent_id!r} not found")
-        for contact_id, token in record.contacts.items():
-            fields = await self.state.read_contact(tenant, ContactId(contact_id))
+        ids = sorted(record.contacts)
+        contacts = dict(zip(ids, await self.state.read_contacts(tenant, ids), strict=True))
+        held = [c for c, f in contacts.items() if f.get("status") == ContactStatus.ASSIGNED.value]
+        if refuse_if_held and held:
+            raise Conflict(
+                f"agent {agent_id!r} holds {len(held)} accepted contacts; complete them "
+                "before signing out"
+            )
+        for contact_id, fields in contacts.items():
+            token = record.contacts[contact_id]
             if fields.get("status") != ContactStatus.OFFERED.value:
                 continue
             rec = parse_contact(contact_id, fields)
@@ -620,7 +637,7 @@ class Engine:
 
     async def _sweep_forever(self) -> None:
         last_clock_sync = time.monotonic()
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.sweep_s)
             try:
                 await self.sweep()

@@ -110,3 +110,18 @@ def shaped(contact: Contact, facts: HistoryFacts, rule: Rule) -> Contact:
         repeat=facts.repeat,
         priority=priority,
     )
+
+
+def repeat_counters(contact: Contact, facts: HistoryFacts) -> dict[str, int]:
+    """Today's counters a repeat contact adds (``issue:channel:counter`` fields):
+    ``repeat`` and ``switch`` on its own channel, ``came_back`` on the channel of the
+    earlier contact (which, resolved or not, did not settle the issue the first time)."""
+    if not facts.repeat:
+        return {}
+    prefix = f"{contact.issue}:{contact.channel.value}:"
+    counters = {prefix + "repeat": 1}
+    if switched_channel(facts, contact):
+        counters[prefix + "switch"] = 1
+    if facts.previous_channel is not None:
+        counters[f"{contact.issue}:{facts.previous_channel.value}:came_back"] = 1
+    return counters

@@ -15,6 +15,7 @@ import grpc
 import structlog
 from grpc import StatusCode
 
+from queues.cluster import STORE_DOWN
 from queues.state import RedisState
 from router.auth import Authenticator, Principal, check_role
 from router.errors import PermissionDenied, Unauthenticated
@@ -80,6 +81,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         except Unauthenticated as exc:
             log.warning("rpc_unauthenticated", method=method)
             await context.abort(StatusCode.UNAUTHENTICATED, str(exc))
+        except STORE_DOWN as exc:
+            await context.abort(StatusCode.UNAVAILABLE, f"state store unavailable: {exc}")
         except PermissionDenied as exc:
             log.warning("rpc_denied", method=method, tenant=principal.tenant, role=principal.role)
             await self._state.append_audit(

@@ -136,9 +136,7 @@ class Rule:
                 index = i
         return index
 
-    def required_at(
-        self, waited_s: float, signals: QueueSignals | None = None
-    ) -> dict[str, int]:
+    def required_at(self, waited_s: float, signals: QueueSignals | None = None) -> dict[str, int]:
         """Skills and minimum levels required once the contact has waited `waited_s`
         (steps that trigger on queue state apply only when `signals` meet them)."""
         required = dict(self.skills)

@@ -27,7 +27,9 @@ from router.auth import Authenticator, Role
 from router.config import Settings
 from router.domain import TenantId
 from router.engine import Engine
+from router.ids import new_id
 from router.interceptors import AuthInterceptor
+from router.metrics import Metrics
 from router.pb.omniroute.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -100,8 +102,15 @@ class Service:
         self.authenticator = Authenticator(self.state)
         self.engine.key_listeners.append(self.authenticator.forget)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        interceptors: list[grpc.aio.ServerInterceptor] = [  # type: ignore[type-arg]
+            AuthInterceptor(self.authenticator, self.state)
+        ]
+        self.metrics: Metrics | None = None
+        if self.settings.metrics_port:
+            self.metrics = Metrics(self.state, self.state.replica_id or new_id())
+            interceptors.insert(0, self.metrics.interceptor())  # outermost: final status
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.authenticator, self.state)],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", 1 << 20),
                 ("grpc.max_connection_age_ms", 300_000),
@@ -135,6 +144,9 @@ class Service:
         """Check Redis, load scripts, start routing, then listen; returns the port."""
         await self.check_redis()
         await self.engine.start()
+        if self.metrics is not None:
+            port = await self.metrics.start(self.settings.host, self.settings.metrics_port)
+            log.info("metrics_serving", port=port)
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
@@ -170,6 +182,8 @@ class Service:
         await self.health.enter_graceful_shutdown()
         await self.planner.close()  # plans end ABORTED, so their watch streams end too
         await self.server.stop(self.settings.grace_s)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.engine.stop()
         await self.redis.aclose()
         log.info("service_stopped")

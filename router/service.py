@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-import redis.exceptions
 from grpc import StatusCode
 
+from queues.cluster import STORE_DOWN
 from router import convert
 from router.auth import Principal, check_agent, check_tenant
+from router.customers import merge_customers, routing_explanation
 from router.domain import AgentId, AgentState, ContactId, TenantId
 from router.engine import Engine, OfferView
 from router.errors import (
@@ -32,6 +33,7 @@ from router.errors import (
     Unavailable,
 )
 from router.figures import estimate_wait, queue_figures
+from router.live_figures import watch_figures
 from router.pb.omniroute.v1 import admin_service_pb2 as admin_pb
 from router.pb.omniroute.v1 import admin_service_pb2_grpc as admin_grpc
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
@@ -66,13 +68,8 @@ def status_of(exc: RoutingError) -> StatusCode:
         if cls in STATUS:
             return STATUS[cls]
     return StatusCode.INTERNAL
-#: Redis trouble a client may retry: connection loss, and a cluster failing over.
-STORE_DOWN = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterError,
-    redis.exceptions.RedisClusterException,
-)
+
+
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -219,6 +216,17 @@ class ContactService(contact_grpc.ContactServiceServicer):
             if v.aht_s is not None:
                 row.average_handle_time.CopyFrom(convert.duration(v.aht_s))
         return reply
+
+    @translate_stream_errors
+    async def WatchQueueFigures(
+        self, request: contact_pb.WatchQueueFiguresRequest, context: Ctx
+    ) -> AsyncIterator[contact_pb.LiveFigures]:
+        tenant = tenant_of("parent", request.parent)
+        interval = convert.seconds("min_interval", request.min_interval) or 1.0
+        if not 0.1 <= interval <= 60:
+            raise InvalidArgument("min_interval", "must be 0.1-60 s")
+        async for figures, rows in watch_figures(self._engine, tenant, interval):
+            yield convert.live_figures_to_pb(figures, rows)
 
     @translate_errors
     async def EstimateWait(
@@ -533,6 +541,28 @@ class SupervisorService(sup_grpc.SupervisorServiceServicer):
             audit_events=[convert.audit_to_pb(tenant, e) for e in events],
             next_page_token=next_token,
         )
+
+    @translate_errors
+    async def GetRoutingExplanation(
+        self, request: sup_pb.GetRoutingExplanationRequest, context: Ctx
+    ) -> pb.RoutingExplanation:
+        tenant_of("name", "/".join(request.name.split("/")[:2]))  # the key's tenant first
+        tenant, contact_id = named("name", request.name, "contacts")
+        why = await routing_explanation(self._engine.state, tenant, ContactId(contact_id))
+        return convert.explanation_to_pb(tenant, why)
+
+    @translate_errors
+    async def MergeCustomers(
+        self, request: sup_pb.MergeCustomersRequest, context: Ctx
+    ) -> pb.Customer:
+        tenant_of("name", "/".join(request.name.split("/")[:2]))
+        tenant, keep = convert.customer_id("name", request.name)
+        other_tenant, gone = convert.customer_id("merged", request.merged)
+        if other_tenant != tenant:
+            raise InvalidArgument("merged", "must be a customer of the same tenant")
+        check_tenant(_principal(), tenant)
+        await merge_customers(self._engine.state, tenant, keep, gone, _principal().actor)
+        return convert.customer_to_pb(tenant, await self._engine.customer(tenant, keep))
 
 
 class AdminService(admin_grpc.AdminServiceServicer):

@@ -90,6 +90,7 @@ class LocalCluster:
             f"cluster-config-file nodes.conf\ncluster-node-timeout {NODE_TIMEOUT_MS}\n"
             f"requirepass {self.password}\nmasterauth {self.password}\n"
             'save ""\nappendonly no\nlogfile redis.log\nmaxmemory-policy noeviction\n'
+            "repl-diskless-sync-delay 0\n"
         )
         config.chmod(0o600)
         self.procs[port] = subprocess.Popen(["redis-server", str(config)])
@@ -137,7 +138,12 @@ class LocalCluster:
     def _ok(self, port: int) -> bool:
         with self.node(port) as c:
             info = c.cluster("info")
-            return bool(info["cluster_state"] == "ok" and int(info["cluster_slots_ok"]) == 16384)
+            if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != 16384:
+                return False
+            replication = c.info("replication")  # a replica counts once it has synced
+            return bool(
+                replication["role"] == "master" or replication["master_link_status"] == "up"
+            )
 
     def stop(self) -> None:
         """Stop every node."""

@@ -189,7 +189,21 @@ async def test_three_replicas_never_double_assign_overload_or_lose_a_contact(
             return
         raise AssertionError("could not submit")
 
-    async def handle(stub: agent_grpc.AgentServiceStub, offer: pb.Offer, agent: str) -> None:
+    async def agent_call(method: str, request: object) -> None:
+        """An agent RPC, retried on another replica when one dies: accept, decline and
+        complete are idempotent by token, so a lost reply is safe to repeat."""
+        for _ in range(20):
+            try:
+                stub = agent_grpc.AgentServiceStub(pick())
+                await getattr(stub, method)(request, metadata=agent_md, timeout=10)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in UNAVAILABLE:
+                    raise
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{method} never reached a replica")
+
+    async def handle(offer: pb.Offer, agent: str) -> None:
         cid = offer.contact.name.rsplit("/", 1)[1]
         roll = rng.random()
         try:
@@ -197,38 +211,26 @@ async def test_three_replicas_never_double_assign_overload_or_lose_a_contact(
                 record.ignored += 1  # let it expire (offer timeout 1 s)
                 return
             if roll < 0.18:
-                await stub.DeclineOffer(
-                    agent_pb.DeclineOfferRequest(name=offer.name, token=offer.token),
-                    metadata=agent_md,
-                    timeout=10,
+                await agent_call(
+                    "DeclineOffer", agent_pb.DeclineOfferRequest(name=offer.name, token=offer.token)
                 )
                 record.declined += 1
                 return
-            await stub.AcceptOffer(
-                agent_pb.AcceptOfferRequest(name=offer.name, token=offer.token),
-                metadata=agent_md,
-                timeout=10,
+            await agent_call(
+                "AcceptOffer", agent_pb.AcceptOfferRequest(name=offer.name, token=offer.token)
             )
             record.accepted[cid].append(agent)
             await asyncio.sleep(rng.uniform(0.0, 0.15))
-            for _ in range(20):
-                try:
-                    await agent_grpc.AgentServiceStub(pick()).CompleteContact(
-                        agent_pb.CompleteContactRequest(
-                            name=offer.name, token=offer.token, outcome=pb.OUTCOME_RESOLVED
-                        ),
-                        metadata=agent_md,
-                        timeout=10,
-                    )
-                    record.completed.add(cid)
-                    return
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() not in UNAVAILABLE:
-                        raise
-                    await asyncio.sleep(0.1)
+            await agent_call(
+                "CompleteContact",
+                agent_pb.CompleteContactRequest(
+                    name=offer.name, token=offer.token, outcome=pb.OUTCOME_RESOLVED
+                ),
+            )
+            record.completed.add(cid)
         except grpc.aio.AioRpcError as exc:
-            # Too late (expired meanwhile) or a dead replica: the contact is requeued.
-            if exc.code() not in (*UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION):
+            # Too late: the offer expired meanwhile and the contact was requeued.
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or cid in record.accepted:
                 violations.append(f"{agent} {cid}: {exc.code()} {exc.details()}")
 
     async def agent_loop(agent: str) -> None:
@@ -245,7 +247,7 @@ async def test_three_replicas_never_double_assign_overload_or_lose_a_contact(
                     if event.HasField("offer"):
                         cid = event.offer.contact.name.rsplit("/", 1)[1]
                         record.offers[(cid, event.offer.token)].add(agent)
-                        task = asyncio.create_task(handle(stub, event.offer, agent))
+                        task = asyncio.create_task(handle(event.offer, agent))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
                     else:
@@ -299,7 +301,12 @@ async def test_three_replicas_never_double_assign_overload_or_lose_a_contact(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 90
     while (count := await drained()) < CONTACTS:
-        assert loop.time() < deadline, f"only {count} of {CONTACTS} completed"
+        if loop.time() >= deadline:
+            stuck = {}
+            for cid in record.submitted - record.completed:
+                fields = await aredis.hgetall(keys.contact(T, cid))  # type: ignore[arg-type]
+                stuck[cid] = {k: fields.get(k) for k in ("status", "agent", "token", "declined")}
+            raise AssertionError(f"only {count} of {CONTACTS} completed; stuck: {stuck}")
         await asyncio.sleep(0.2)
         # Consistency mid-drain, read atomically: each contact in exactly one place.
         async with aredis.pipeline(transaction=True) as pipe:
