@@ -29,5 +29,7 @@ def configure(*, json: bool = True, level: str = "info") -> None:
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a cached logger would ignore a later reconfiguration (tests capture
+        # logs with structlog.testing.capture_logs after other code configured them).
+        cache_logger_on_first_use=False,
     )

@@ -114,7 +114,7 @@ def test_compose_runs_two_routers_on_one_durable_redis() -> None:
 def test_dockerfile_runs_omniroute_serve_as_a_non_root_user() -> None:
     lines = (REPO / "deploy" / "Dockerfile").read_text().splitlines()
     assert 'ENTRYPOINT ["omniroute"]' in lines
-    assert 'CMD ["serve", "--port", "50051"]' in lines
+    assert 'CMD ["serve", "--host", "0.0.0.0", "--port", "50051"]' in lines
     assert "EXPOSE 50051" in lines
     assert "USER omniroute" in lines
     assert any(line.startswith("FROM ${PYTHON_IMAGE}") for line in lines)
