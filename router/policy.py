@@ -5,11 +5,12 @@ Pure. `decide` is what the live pass (``router.dispatch``) and the simulator cal
 1. Contacts **held** for their preferred agents (``router.affinity``) are decided first,
    in queue order, each among its preferred agents only (``pick_agent`` over a floor of
    those agents, counting the slots already handed out).
-2. The other contacts are assigned **jointly** (``router.joint.joint_assign``, OR-Tools)
-   when the mode allows it and at least `JOINT_MIN` of them wait while at least
-   `JOINT_MIN` agents have a free slot on their channels; otherwise greedily
-   (``router.assign.assign``). The slots the held contacts took are counted: the floor
-   carries their load during the call and is restored afterwards.
+2. The other contacts are assigned greedily (``router.assign.assign``); when the mode
+   allows it, at least `JOINT_MIN` of them wait while at least `JOINT_MIN` agents have a
+   free slot on their channels, and the greedy round shows contention (some contact did
+   not get the agent it would have had alone), they are assigned **jointly** instead
+   (``router.joint.joint_assign``, OR-Tools). The slots the held contacts took are
+   counted: the floor carries their load during the call and is restored afterwards.
 
 Every result says whether it was a joint decision and which hold applied, for the
 explanation (``router.explain``).
@@ -59,6 +60,28 @@ def open_agents(floor: Floor, channels: Sequence[Channel], enough: int = JOINT_M
     return len(seen)
 
 
+def _contended(
+    decisions: Sequence[Decision],
+    contacts: Sequence[Contact],
+    floor: Floor,
+    rules: RuleBook,
+    now: float,
+) -> bool:
+    """Did contacts compete in the greedy round? If every contact that any agent could
+    serve got the agent it would have had alone, the greedy answer is already what the
+    joint model maximises (everyone servable served, each with its own best score, ties
+    broken as ``pick_agent`` does), so the solver is skipped: the common case on a floor
+    with agents to spare, where it would only cost time."""
+    chosen = {d.contact.id: d.agent.id for d in decisions}
+    for contact in contacts:
+        alone = pick_agent(contact, floor, rule_for(rules, contact.issue), now)
+        if alone is None:
+            continue
+        if chosen.get(contact.id) != alone.agent.id:
+            return True
+    return False
+
+
 def decide(
     contacts: Sequence[Contact],
     floor: Floor,
@@ -105,7 +128,11 @@ def decide(
             and len(free) >= JOINT_MIN
             and open_agents(floor, channels) >= JOINT_MIN
         )
-        decisions = (joint_assign if joint else assign)(free, floor, rules, now)
+        decisions = assign(free, floor, rules, now)
+        if joint and _contended(decisions, free, floor, rules, now):
+            decisions = joint_assign(free, floor, rules, now)
+        else:
+            joint = False
     finally:
         for agent in reversed(originals):
             floor.put(agent)
