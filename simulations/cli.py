@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from router import logs
 from router.errors import InvalidArgument
 from simulations.export import interval_rows, to_dict, write_csv
 from simulations.plan import POLICY_WEIGHTS
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``omniroute simulate``; returns the exit status."""
+    logs.configure(json=False, level="warning")  # on stderr: stdout is for results
     args = _parser().parse_args(argv)
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 132)
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from router import logs
 from router.errors import InvalidArgument
 from simulations.staffing import (
     ForecastRow,
@@ -100,6 +101,7 @@ def _table(plan: Sequence[IntervalStaffing], interval_s: float) -> Table:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``omniroute staff`` with `argv` (without the program and subcommand names)."""
+    logs.configure(json=False, level="warning")  # on stderr: stdout is for results
     parser = _parser()
     try:
         args = parser.parse_args(argv)

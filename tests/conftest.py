@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 import redis.asyncio
+import structlog
 
 from queues.cluster import connect, is_cluster_url, node_url
 from queues.embedded import EmbeddedRedis
@@ -53,3 +54,12 @@ async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts from structlog's defaults: a command run in-process by an earlier
+    test may have configured a level filter that would hide the events a test captures."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import structlog
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from router import logs
 from router.errors import RoutingError
 from simulations.planning.api import PlanProgress, PlanResult, ProgressCallback, plan
 from simulations.planning.config import load_plan
@@ -145,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 132)
-    if not args.json:
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    logs.configure(json=False, level="warning")  # on stderr: stdout is for results
     path = EXAMPLE if args.example else args.plan
     if path is None:
         console.print("[red]error:[/] give a PLAN file or --example")
