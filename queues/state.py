@@ -666,17 +666,6 @@ class RedisState:
             fields, entries = await pipe.execute()
         return dict(fields), list(entries)
 
-    async def read_histories(
-        self, tenant: TenantId, customer_ids: Sequence[CustomerId], limit: int
-    ) -> list[list[str]]:
-        """The newest history entries of several customers, in one round trip."""
-        if not customer_ids:
-            return []
-        async with self._r.pipeline(transaction=False) as pipe:
-            for cu in customer_ids:
-                pipe.lrange(keys.history(tenant, cu), 0, limit - 1)
-            return [list(x) for x in await pipe.execute()]
-
     # --- figures ----------------------------------------------------------------------
 
     async def queue_views(

@@ -24,7 +24,7 @@ import structlog
 from queues.records import ContactRecord, parse_agent, parse_contact, rule_from_json
 from queues.state import RedisState, Reservation
 from router.assign import Decision, Floor, rule_for
-from router.domain import AgentId, Channel, ContactId, ContactStatus, TenantId
+from router.domain import AgentId, Channel, ContactStatus, TenantId
 from router.explain import explanation
 from router.explain import to_json as explain_json
 from router.ids import new_id
@@ -39,20 +39,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _RELOAD_SLICE = 100
-
-
-def explain(decision: Decision) -> str:
-    """One line saying why this agent, stored with the offer and shown to the agent."""
-    parts = ", ".join(f"{k} {v:.2f}" for k, v in decision.score.components().items())
-    runner = ""
-    if decision.runner_up:
-        runner = f"; runner-up {decision.runner_up[0]} {decision.runner_up[1].total:.3f}"
-    step = f"relaxation step {decision.step}" if decision.relaxed else "no relaxation"
-    need = ", ".join(f"{s}>={lvl}" for s, lvl in sorted(decision.required.items()))
-    return (
-        f"score {decision.score.total:.3f} ({parts}); {decision.eligible} eligible of "
-        f"{decision.considered} considered{runner}; {step}; required {need or 'nothing'}"
-    )
 
 
 class TenantRouter:
@@ -324,7 +310,3 @@ class TenantRouter:
                 else:
                     self.floor.put(parse_agent(agent_id, record))
             await asyncio.sleep(0)
-
-    def cached_contact(self, contact_id: ContactId) -> ContactRecord | None:
-        """What this replica last read of a waiting contact, if anything."""
-        return self._contacts.get(contact_id)

@@ -718,20 +718,3 @@ def _digest(draft: Contact, identities: Sequence[tuple[str, str]]) -> str:
         ]
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def _history_hints(
-    history: Sequence[HistoryItem], issue: str
-) -> tuple[AgentId | None, tuple[AgentId, ...]]:
-    """The agent who last handled `issue` for this customer, and every agent who served
-    them, most recent first."""
-    last: AgentId | None = None
-    known: list[AgentId] = []
-    for item in history:
-        if not item.agent_id or item.status != ContactStatus.COMPLETED.value:
-            continue
-        if last is None and item.issue == issue:
-            last = AgentId(item.agent_id)
-        if item.agent_id not in known:
-            known.append(AgentId(item.agent_id))
-    return last, tuple(known[:5])
