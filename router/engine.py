@@ -329,7 +329,11 @@ class Engine:
                 record = await self.get_contact(tenant, contact_id)
                 if (record.status, record.token) != last:
                     last = (record.status, record.token)
-                    yield name if name != "changed" else record.status.value, record
+                    # A notice may be older than the state read after it (notices and
+                    # reads travel on different connections): name the event after the
+                    # state, keeping the notice's name only when it says the same.
+                    agrees = _NOTICE_STATUS.get(name) is record.status
+                    yield name if agrees else record.status.value, record
         finally:
             self.hub.unwatch_contact(tenant, contact_id, queue)
 
@@ -704,6 +708,17 @@ class Engine:
         router = self.router(tenant)
         await router.refresh_rules()
         return router.rules
+
+
+#: The contact state each notice announces (for naming WatchContact events).
+_NOTICE_STATUS = {
+    "queued": ContactStatus.QUEUED,
+    "requeued": ContactStatus.QUEUED,
+    "offered": ContactStatus.OFFERED,
+    "assigned": ContactStatus.ASSIGNED,
+    "completed": ContactStatus.COMPLETED,
+    "abandoned": ContactStatus.ABANDONED,
+}
 
 
 def _digest(draft: Contact, identities: Sequence[tuple[str, str]]) -> str:
