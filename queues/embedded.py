@@ -85,8 +85,13 @@ class EmbeddedRedis:
         persistent: bool = True,
         port: int | None = None,
         binary: Path | None = None,
+        fsync: str = "everysec",
     ) -> None:
-        """Prepare, do not start. `binary` defaults to `find_redis_server()` at start."""
+        """Prepare, do not start. `binary` defaults to `find_redis_server()` at start;
+        `fsync` is the AOF policy when persistent (`always` loses no acknowledged write)."""
+        if fsync not in ("always", "everysec", "no"):
+            raise ValueError(f"fsync must be always, everysec or no, not {fsync!r}")
+        self._fsync = fsync
         self._data_dir = Path(data_dir).resolve()
         self._persistent = persistent
         self._requested_port = port
@@ -260,7 +265,7 @@ class EmbeddedRedis:
         if self._persistent:
             lines += [
                 "appendonly yes",
-                "appendfsync everysec",
+                f"appendfsync {self._fsync}",
                 'appendfilename "appendonly.aof"',
                 "save 900 1",
                 "save 300 10",

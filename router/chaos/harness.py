@@ -40,7 +40,7 @@ from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
 from router.pb.omniroute.v1 import supervisor_service_pb2_grpc as sup_grpc
 from router.supervision import Supervision
 
-PERSISTENCE = "AOF appendonly yes, appendfsync everysec (plus RDB save points)"
+PERSISTENCE = "AOF appendonly yes, appendfsync always (plus RDB save points)"
 
 
 @dataclass(frozen=True)
