@@ -30,6 +30,7 @@ from queues.records import (
     parse_history,
 )
 from queues.state import RedisState, ScriptResult
+from router import tracing
 from router.assign import rule_for
 from router.config import Settings
 from router.customers import merge_customers
@@ -70,6 +71,13 @@ class OfferView:
     agent_id: AgentId
     record: ContactRecord
     customer: CustomerView | None
+    #: The agent holds the contact (accepted), rather than having it on offer.
+    held: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, bool]:
+        """What a stream sends once: (contact, token, held)."""
+        return (self.record.id, self.record.token, self.held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,8 @@ class Engine:
         self._held: dict[ContactId, CustomerId | None] = {}
         #: Called when API keys change anywhere (to drop authentication caches).
         self.key_listeners: list[Callable[[], None]] = []
+        #: Called with the tenant when its rate limit changes anywhere.
+        self.limit_listeners: list[Callable[[TenantId], None]] = []
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -213,6 +223,7 @@ class Engine:
         )
         last_agent = facts.last_agent_id
         target_ms = int(rule.target_s(contact.channel) * 1000)
+        trace_parent = tracing.current_traceparent()  # '' when tracing is off
         result = await self.state.enqueue(
             tenant,
             contact.id,
@@ -223,6 +234,7 @@ class Engine:
             target_ms,
             request_id,
             digest,
+            trace_parent,
         )
         if result.code == -1:
             raise AlreadyExists(
@@ -236,6 +248,7 @@ class Engine:
             target_ms=target_ms,
             identities=tuple(identities),
             attributes=dict(draft.attributes),
+            trace_parent=trace_parent,
         )
         router.remember(record)
         router.wake()
@@ -347,6 +360,7 @@ class Engine:
         if not result.ok:
             await self._offer_refused(tenant, agent_id, contact_id, token, result)
         record = parse_contact(contact_id, _pairs(result.values[0]))
+        tracing.link_contact(record.trace_parent)
         self._held[contact_id] = record.contact.customer_id
         if len(self._held) > 100_000:
             self._held.clear()
@@ -369,6 +383,7 @@ class Engine:
             self.settings.max_missed_offers,
         )
         self._check_offer_result(result, contact_id, token)
+        tracing.link_contact(record.trace_parent)
         self.router(tenant).wake()
         log.info("offer_declined", tenant=tenant, contact_id=contact_id, agent_id=agent_id)
         return await self.get_contact(tenant, contact_id)
@@ -411,6 +426,8 @@ class Engine:
             raise Conflict(f"offer of contact {contact_id!r} is not accepted yet")
         if not result.ok:
             await self._offer_refused(tenant, agent_id, contact_id, token, result)
+        record = parse_contact(contact_id, _pairs(result.values[0]))
+        tracing.link_contact(record.trace_parent)
         self.router(tenant).wake()
         log.info(
             "contact_completed",
@@ -419,7 +436,7 @@ class Engine:
             agent_id=agent_id,
             outcome=outcome,
         )
-        return parse_contact(contact_id, _pairs(result.values[0]))
+        return record
 
     async def _offer_refused(
         self,
@@ -491,31 +508,36 @@ class Engine:
             )
 
     async def pending_offers(self, tenant: TenantId, agent_id: AgentId) -> list[OfferView]:
-        """Offers open for the agent now (for a stream that just connected)."""
+        """Offers open for the agent now and contacts it holds (for a stream that just
+        connected): a desktop that lost an accept's reply learns what it holds."""
         (record,) = await self.state.read_agents(tenant, [agent_id])
         if record is None:
             raise NotFound(f"agent {agent_id!r} not found")
         offers: list[OfferView] = []
         for contact_id in sorted(record.contacts):
-            view = await self.offer_view(tenant, agent_id, ContactId(contact_id))
+            view = await self.offer_view(tenant, agent_id, ContactId(contact_id), held_too=True)
             if view is not None:
                 offers.append(view)
         return offers
 
     async def offer_view(
-        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId
+        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId, *, held_too: bool = False
     ) -> OfferView | None:
-        """The offer of `contact_id` to `agent_id` with the customer's history, if open."""
+        """The offer of `contact_id` to `agent_id` with the customer's history, if open
+        (or, with `held_too`, if the agent holds the contact)."""
         fields = await self.state.read_contact(tenant, contact_id)
         if not fields:
             return None
         record = parse_contact(contact_id, fields)
-        if record.status is not ContactStatus.OFFERED or record.agent_id != agent_id:
+        if record.agent_id != agent_id:
+            return None
+        held = record.status is ContactStatus.ASSIGNED
+        if not (record.status is ContactStatus.OFFERED or (held_too and held)):
             return None
         customer = None
         if record.contact.customer_id:
             customer = await self.customer(tenant, record.contact.customer_id)
-        return OfferView(agent_id, record, customer)
+        return OfferView(agent_id, record, customer, held=held)
 
     async def offers(
         self, tenant: TenantId, agent_id: AgentId
@@ -524,7 +546,7 @@ class Engine:
         open stream keeps the agent's presence alive."""
         await self.require_agent(tenant, agent_id)
         queue = self.hub.subscribe_offers(tenant, agent_id)
-        sent: set[tuple[str, int]] = set()
+        sent: set[tuple[str, int, bool]] = set()
         try:
             next_beat = 0.0
             while True:
@@ -534,9 +556,8 @@ class Engine:
                     period_s = self.settings.presence_timeout_s / 3
                     next_beat = time.monotonic() + period_s * random.uniform(0.8, 1.0)
                     for view in await self.pending_offers(tenant, agent_id):
-                        key = (view.record.id, view.record.token)
-                        if key not in sent:
-                            sent.add(key)
+                        if view.key not in sent:
+                            sent.add(view.key)
                             yield view
                 try:
                     # Only the next beat needs a timeout; a cancelled stream ends at once.
@@ -545,13 +566,15 @@ class Engine:
                 except TimeoutError:
                     continue
                 kind, cid, tok = event.get("ev"), str(event.get("c")), int(event.get("tok", 0))
-                if kind == "offered" and (cid, tok) not in sent:
-                    fresh = await self.offer_view(tenant, agent_id, ContactId(cid))
-                    if fresh is not None and fresh.record.token == tok:
-                        sent.add((cid, tok))
+                if kind in ("offered", "assigned") and (cid, tok, kind == "assigned") not in sent:
+                    fresh = await self.offer_view(
+                        tenant, agent_id, ContactId(cid), held_too=kind == "assigned"
+                    )
+                    if fresh is not None and fresh.record.token == tok and fresh.key not in sent:
+                        sent.add(fresh.key)
                         yield fresh
                 elif kind in ("requeued", "withdrawn"):
-                    sent.discard((cid, tok))
+                    sent.discard((cid, tok, False))
                     yield Withdrawal(agent_id, ContactId(cid), tok, str(event.get("why", "")))
         finally:
             self.hub.unsubscribe_offers(tenant, agent_id, queue)

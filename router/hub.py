@@ -119,6 +119,10 @@ class Hub:
             for forget in self._engine.key_listeners:
                 forget()
             return
+        if kind == "limits":
+            for reload in self._engine.limit_listeners:
+                reload(tenant)
+            return
         if kind == "queued":
             router.wake()
         elif kind == "rule":
@@ -134,7 +138,7 @@ class Hub:
             router.contact_changed(contact)
         if kind in ("requeued", "completed", "withdrawn"):
             router.wake()
-        if agent is not None and kind in ("offered", "requeued", "withdrawn"):
+        if agent is not None and kind in ("offered", "requeued", "withdrawn", "assigned"):
             self._deliver(self._offers.get((tenant, agent)), event)
         if contact is not None:
             self._deliver(self._watchers.get((tenant, contact)), event)

@@ -305,7 +305,9 @@ class AgentService(agent_grpc.AgentServiceServicer):
     ) -> AsyncIterator[agent_pb.OfferEvent]:
         tenant, agent = agent_named("name", request.name)
         async for item in self._engine.offers(tenant, agent):
-            if isinstance(item, OfferView):
+            if isinstance(item, OfferView) and item.held:
+                yield agent_pb.OfferEvent(held=convert.offer_to_pb(tenant, item))
+            elif isinstance(item, OfferView):
                 yield agent_pb.OfferEvent(offer=convert.offer_to_pb(tenant, item))
             else:
                 yield agent_pb.OfferEvent(

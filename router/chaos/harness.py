@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -216,6 +217,9 @@ async def run(config: ChaosConfig) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(config.seed)
     rec = Recorder()
+    # Each run starts from an empty Redis: a report directory reused from an earlier run
+    # would otherwise hand this one the old tenants, rules and contacts.
+    shutil.rmtree(out / "redis", ignore_errors=True)
     node = RedisNode(out / "redis")
     url = await asyncio.to_thread(node.start)
     proxy = FaultProxy(node.port, seed=config.seed)

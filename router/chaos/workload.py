@@ -246,6 +246,8 @@ class AgentSim:
         self.replica = floor.rng.randrange(len(floor.targets))
         self.present = True
         self.pending: dict[str, tuple[int, str]] = {}  # contact -> (token, channel)
+        #: Contacts the stream said are held while their accept was still unanswered.
+        self.held_hint: dict[str, tuple[int, str, str]] = {}
         self.held: dict[str, tuple[int, str, str]] = {}  # contact -> (token, channel, name)
         self._thinking: dict[str, asyncio.Task[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -340,7 +342,9 @@ class AgentSim:
                         continue
                     self.pending[cid] = (int(offer.token), channel)
                     self._spawn(self._answer(offer, cid, channel))
-                else:
+                elif event.HasField("held"):
+                    self._held_notice(event.held)
+                elif event.HasField("withdrawn"):
                     w = event.withdrawn
                     cid = short(w.name)
                     rec.add(
@@ -358,6 +362,36 @@ class AgentSim:
                         task = self._thinking.pop(cid, None)
                         if task is not None:
                             task.cancel()
+
+    def _held_notice(self, offer: pb.Offer) -> None:
+        """The stream says this agent holds a contact. Normally the accept's reply said so
+        first; when that reply was lost (its replica died) and the retries gave up, this
+        is how the agent learns it holds the contact, and it completes it."""
+        cid = short(offer.contact.name)
+        token = int(offer.token)
+        channel = CHANNELS.get(offer.contact.channel, "")
+        self.floor.rec.add(
+            "recv",
+            self.process,
+            op="held",
+            tenant=self.tenant,
+            agent=self.agent_id,
+            contact=cid,
+            token=token,
+            channel=channel,
+        )
+        if cid in self.held:
+            return
+        if cid in self.pending:  # an accept in flight: it completes, or gives up on this
+            self.held_hint[cid] = (token, channel, offer.name)
+            return
+        self.held[cid] = (token, channel, offer.name)
+        self._spawn(self._complete_later(cid))
+
+    async def _complete_later(self, cid: str) -> None:
+        rng, b = self.floor.rng, self.floor.behaviour
+        await asyncio.sleep(rng.uniform(*b.handle_s))
+        await self._complete(cid)
 
     async def _watchdog(self) -> None:
         """Heartbeat each second; move when the replica does not answer, sign in again
@@ -480,9 +514,14 @@ class AgentSim:
                     return False
                 self.move()
                 await asyncio.sleep(0.2)
+            hint = self.held_hint.get(cid)
+            if hint is not None and hint[0] == token:  # the stream said we hold it
+                self.held[cid] = hint
+                return True
             return False
         finally:
             self.pending.pop(cid, None)
+            self.held_hint.pop(cid, None)
 
     async def _complete(self, cid: str) -> None:
         """Complete a held contact once present, retrying unknown answers."""

@@ -262,7 +262,7 @@ async def test_three_replicas_never_double_assign_overload_or_lose_a_contact(
                         task = asyncio.create_task(handle(event.offer, agent))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
-                    else:
+                    elif event.HasField("withdrawn"):
                         record.withdrawn += 1
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.CANCELLED:

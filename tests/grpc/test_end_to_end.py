@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import grpc
+import pytest
 import redis.asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -160,7 +161,7 @@ async def test_expired_offers_return_to_the_queue_and_misses_set_the_agent_away(
             event = await s1.next()
             if event.HasField("offer"):
                 tokens.append(event.offer.token)
-            else:
+            elif event.HasField("withdrawn"):
                 withdrawn.append(event.withdrawn)
         assert [w.reason for w in withdrawn] == ["expired", "expired"]
         assert tokens == [1, 2]
@@ -197,6 +198,44 @@ async def test_sign_out_returns_pending_offers_to_the_queue(api: Api) -> None:
         assert event.withdrawn.reason == "withdrawn"
     finally:
         await s1.close()
+
+
+async def test_stream_tells_the_agent_what_it_holds_when_an_accept_reply_was_lost(
+    api: Api,
+) -> None:
+    """A desktop whose accept reply was lost (its replica died) must still learn that it
+    holds the contact: the open stream sends `held` after the accept, and a stream opened
+    later sends every held contact first, with the token CompleteContact needs."""
+    await api.create_rule("billing", {"billing": 1})
+    await api.create_agent("a1", {"billing": 3})
+    await api.sign_in("a1")
+    s1 = api.stream("a1")
+    try:
+        await api.submit("billing", pb.CHANNEL_CHAT)
+        offer = await s1.next_offer()
+        await accept(api, offer)  # as if its reply never came back
+        event = await s1.next()
+        assert event.WhichOneof("event") == "held"
+        assert (event.held.name, event.held.token) == (offer.name, offer.token)
+        assert event.held.contact.state == pb.CONTACT_STATE_ASSIGNED
+    finally:
+        await s1.close()
+    s2 = api.stream("a1")  # the desktop restarts
+    try:
+        event = await s2.next()
+        assert event.WhichOneof("event") == "held"
+        assert (event.held.name, event.held.token) == (offer.name, offer.token)
+        await complete(api, event.held)
+        done = await api.get_contact(offer.contact.name)
+        assert done.state == pb.CONTACT_STATE_COMPLETED
+    finally:
+        await s2.close()
+    s3 = api.stream("a1")  # nothing held any more: nothing re-sent
+    try:
+        with pytest.raises(TimeoutError):
+            await s3.next(wait_s=1.0)
+    finally:
+        await s3.close()
 
 
 async def test_watch_contact_streams_queued_offered_assigned_completed(api: Api) -> None:
