@@ -28,6 +28,8 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:idem:{method}:{key}`` | string | idempotency record: payload digest, contact id    |
 | ``omr:{t}:audit``               | stream | actor, action, target, before, after; capped      |
 | ``omr:{t}:apikeys``             | hash   | key id -> API key record JSON (digest, no secret) |
+| ``omr:{t}:ratelimit``           | string | the tenant's rate limit JSON (rate_per_s, burst); |
+|                                 |        | none: the replicas' default                       |
 | ``omr:{t}:events``              | pubsub | small "changed" notices for every replica         |
 | ``omr:{t}:web:sl``              | hash   | minute -> today's answered,in_target,abandoned    |
 |                                 |        | (the web view's 30-minute service level)          |
@@ -149,6 +151,11 @@ def audit(tenant: TenantId) -> str:
 def api_keys(tenant: TenantId) -> str:
     """Hash: the tenant's API key records (never the secret)."""
     return f"{_t(tenant)}:apikeys"
+
+
+def rate_limit(tenant: TenantId) -> str:
+    """String: the tenant's rate limit per replica, JSON (operator-set; none: default)."""
+    return f"{_t(tenant)}:ratelimit"
 
 
 def events(tenant: TenantId) -> str:

@@ -734,6 +734,22 @@ class RedisState:
         raw = await self._r.hgetall(keys.api_keys(tenant))
         return {k: dict(json.loads(v)) for k, v in raw.items()}
 
+    async def get_rate_limit(self, tenant: TenantId) -> dict[str, Any] | None:
+        """The tenant's own rate limit record, or None (the replicas' default applies)."""
+        raw = await self._r.get(keys.rate_limit(tenant))
+        return None if raw is None else dict(json.loads(raw))
+
+    async def put_rate_limit(
+        self, tenant: TenantId, record: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Set (or, with None, clear) the tenant's rate limit; returns the previous one."""
+        key = keys.rate_limit(tenant)
+        if record is None:
+            raw = await self._r.getdel(key)
+        else:
+            raw = await self._r.set(key, json.dumps(dict(record)), get=True)
+        return None if raw is None else dict(json.loads(raw))
+
     async def pending_offers(self, tenant: TenantId) -> int:
         """Offers waiting for an answer now."""
         return int(await self._r.zcard(keys.offers(tenant)))

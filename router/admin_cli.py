@@ -1,7 +1,8 @@
 """Supervisor and admin commands: ``omniroute agents|skills|rules|queues|audit|keys``.
 
 Each command talks to a running service over gRPC (``--target HOST:PORT``, or
-``OMNIROUTE_TARGET``, default ``127.0.0.1:50051``) with an API key (``--key``,
+``OMNIROUTE_TARGET``, default ``127.0.0.1:50051``; over TLS with ``--tls-ca`` and, for
+mutual TLS, ``--tls-client-cert``/``--tls-client-key``) with an API key (``--key``,
 ``OMNIROUTE_API_KEY``, or ``--key-file data/dev-keys.json`` with ``--role``). Output is a
 rich table or line, or JSON with ``--json``. A gRPC error prints
 ``omniroute GROUP: CODE: details`` on stderr and exits 1; a usage error exits 2.
@@ -30,7 +31,7 @@ from router.admin_specs import (
     target_spec,
     weights_spec,
 )
-from router.client import ClientError, connect
+from router.client import ClientError, add_tls_arguments, connect, tls_options
 
 ROLES = ("platform", "agent", "supervisor", "planner", "admin")
 STATES = ("available", "away", "signed_out")
@@ -57,6 +58,7 @@ def _common(*, with_target: bool, role_flag: str) -> argparse.ArgumentParser:
         help="which key of --key-file (default supervisor; admin for `keys`)",
     )
     g.add_argument("--tenant", help="tenant (default: the key's own)")
+    add_tls_arguments(g)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
@@ -235,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             key_file=ns.key_file,
             role=role,
             tenant=ns.tenant,
+            tls=tls_options(os.environ, ns),
         )
         with conn.channel() as channel:
             return ns.handler(cmd.Call(ns, conn, channel, _console()))  # type: ignore[no-any-return]

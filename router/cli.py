@@ -126,6 +126,23 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off)"
     )
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--tls-client-ca", help="PEM CA: require client certificates it signed (mutual TLS)"
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        dest="rate_limit_per_s",
+        help="calls/s each tenant may make on this replica (default 0: no limit; a tenant's "
+        "own figure, set with `omniroute tenants limit`, wins)",
+    )
+    p.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        help="calls a tenant may make at once (bucket size; default: one second's worth)",
+    )
     p.add_argument("--log-format", choices=("json", "console"), help="log format (default json)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument(
@@ -144,8 +161,14 @@ def serve_main(argv: Sequence[str]) -> int:
         overrides["log_json"] = ns.log_format == "json"
     if ns.no_dev_keys:
         overrides["dev_keys"] = False
+    from router.tls import ServerFiles
+    from router.tls import load as load_tls
+
     try:
         settings = Settings.from_env(os.environ, **overrides)
+        files = ServerFiles.of(settings)
+        if files is not None:
+            load_tls(files)  # a bad file stops here with its setting named, not in a traceback
     except InvalidArgument as exc:
         print(f"omniroute serve: {exc}", file=sys.stderr)
         return 2

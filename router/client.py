@@ -1,17 +1,25 @@
 """The client side of the gRPC API, shared by the command-line tools and the demo: where
-the service is, which API key to send, and channels that carry it.
+the service is, which API key to send, how to reach a TLS port, and channels that carry it.
 
 A key is sent as ``authorization: Bearer {key}`` metadata on every call. Its tenant is in
 the clear (``omr_{tenant}_{key id}_...``), so the tools need no separate tenant flag.
+
+TLS (``--tls``, or implied by any of the options below): the server's certificate is checked
+against ``--tls-ca`` (else the system's roots); ``--tls-client-cert`` and
+``--tls-client-key`` present a client certificate (mutual TLS); ``--tls-server-name`` is the
+name to expect in the server's certificate when the target address does not carry it.
+Each option is also an ``OMNIROUTE_TLS_*`` variable (see ``tls_options``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -58,13 +66,108 @@ def auth_metadata(key: str) -> Metadata:
     return (("authorization", f"Bearer {key}"),)
 
 
+#: Client TLS options: flag destination -> environment variable.
+TLS_VARIABLES = {
+    "tls": "OMNIROUTE_TLS",
+    "tls_ca": "OMNIROUTE_TLS_CA",
+    "tls_client_cert": "OMNIROUTE_TLS_CLIENT_CERT",
+    "tls_client_key": "OMNIROUTE_TLS_CLIENT_KEY",
+    "tls_server_name": "OMNIROUTE_TLS_SERVER_NAME",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """How a client reaches a TLS port: the CA that signed the server's certificate (None:
+    the system's roots), a client certificate and key (mutual TLS), a name to expect."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """Channel credentials from the files (ClientError when one cannot be read)."""
+        if (self.cert is None) != (self.key is None):
+            raise ClientError("--tls-client-cert and --tls-client-key go together")
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read_pem(self.ca, "--tls-ca"),
+            private_key=_read_pem(self.key, "--tls-client-key"),
+            certificate_chain=_read_pem(self.cert, "--tls-client-cert"),
+        )
+
+    def options(self) -> list[tuple[str, Any]]:
+        """Channel options (the expected server name, when given)."""
+        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+
+
+def _read_pem(path: Path | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ClientError(f"{flag}: cannot read {path}: {exc.strerror}") from exc
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser | Any) -> None:
+    """The client TLS flags, on a parser or an argument group."""
+    parser.add_argument(
+        "--tls", action="store_true", default=None, help="TLS (default $OMNIROUTE_TLS)"
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, help="PEM CA of the server's certificate (implies --tls)"
+    )
+    parser.add_argument(
+        "--tls-client-cert", type=Path, help="PEM client certificate, for mutual TLS"
+    )
+    parser.add_argument("--tls-client-key", type=Path, help="PEM key of --tls-client-cert")
+    parser.add_argument(
+        "--tls-server-name", help="name the server's certificate must carry, if not the target's"
+    )
+
+
+def tls_options(environ: Mapping[str, str], flags: Any = None) -> Tls | None:
+    """TLS from flags (an argparse namespace), then ``OMNIROUTE_TLS_*``; None: plaintext."""
+
+    def pick(name: str) -> Any:
+        value = getattr(flags, name, None)
+        return value if value not in (None, "") else environ.get(TLS_VARIABLES[name]) or None
+
+    ca, cert, key = pick("tls_ca"), pick("tls_client_cert"), pick("tls_client_key")
+    switch = pick("tls")
+    if not (switch is True or str(switch).lower() in ("1", "true", "yes") or ca or cert or key):
+        return None
+    return Tls(
+        ca=Path(ca) if ca else None,
+        cert=Path(cert) if cert else None,
+        key=Path(key) if key else None,
+        server_name=str(pick("tls_server_name") or ""),
+    )
+
+
+def open_channel(target: str, tls: Tls | None, options: Any = ()) -> grpc.Channel:
+    """A blocking channel to `target`, over TLS when `tls` is given."""
+    if tls is None:
+        return grpc.insecure_channel(target, options=list(options))
+    return grpc.secure_channel(target, tls.credentials(), options=[*options, *tls.options()])
+
+
+def open_aio_channel(target: str, tls: Tls | None, options: Any = ()) -> grpc.aio.Channel:
+    """An asyncio channel to `target`, over TLS when `tls` is given."""
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=list(options))
+    return grpc.aio.secure_channel(target, tls.credentials(), options=[*options, *tls.options()])
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """A service address, an API key and the tenant it acts for."""
+    """A service address, an API key, the tenant it acts for, and TLS (None: plaintext)."""
 
     target: str
     key: str
     tenant: str
+    tls: Tls | None = None
 
     @property
     def metadata(self) -> Metadata:
@@ -82,11 +185,11 @@ class Connection:
 
     def channel(self) -> grpc.Channel:
         """A blocking channel (the caller closes it)."""
-        return grpc.insecure_channel(self.target)
+        return open_channel(self.target, self.tls)
 
     def aio_channel(self) -> grpc.aio.Channel:
         """An asyncio channel (the caller closes it)."""
-        return grpc.aio.insecure_channel(self.target)
+        return open_aio_channel(self.target, self.tls)
 
 
 def connect(
@@ -97,8 +200,10 @@ def connect(
     key_file: Path | None = None,
     role: str = "supervisor",
     tenant: str | None = None,
+    tls: Tls | None = None,
 ) -> Connection:
-    """Flags first, then ``OMNIROUTE_TARGET`` / ``OMNIROUTE_API_KEY``, then defaults."""
+    """Flags first, then ``OMNIROUTE_TARGET`` / ``OMNIROUTE_API_KEY``, then defaults;
+    `tls` from ``tls_options``."""
     address = target or environ.get("OMNIROUTE_TARGET") or DEFAULT_TARGET
     if key_file is not None:
         secret = read_key_file(key_file, role)
@@ -108,4 +213,4 @@ def connect(
         raise ClientError(
             "no API key: pass --key KEY or --key-file data/dev-keys.json, or set OMNIROUTE_API_KEY"
         )
-    return Connection(address, secret, tenant or tenant_of_key(secret))
+    return Connection(address, secret, tenant or tenant_of_key(secret), tls)

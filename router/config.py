@@ -45,6 +45,15 @@ class Settings:
     joint_assignment: str = "auto"
     #: Candidates kept in each decision's explanation (0: only the chosen one).
     explain_candidates: int = 10
+    #: TLS on the gRPC port: the server's certificate chain and key (PEM files; both or
+    #: neither), and the CA whose client certificates are required (mutual TLS; optional).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    #: Calls per second each tenant may make on this replica (token bucket; 0: no limit),
+    #: and its burst (0: one second's worth). A tenant's own figure in Redis wins.
+    rate_limit_per_s: float = 0.0
+    rate_limit_burst: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -81,6 +90,14 @@ class Settings:
             raise InvalidArgument("explain_candidates", "must be 0..50")
         if self.max_missed_offers < 0:
             raise InvalidArgument("max_missed_offers", "must be >= 0 (0: never set away)")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidArgument("tls_key", "tls_cert and tls_key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise InvalidArgument("tls_client_ca", "needs tls_cert and tls_key (mutual TLS)")
+        if not 0 <= self.rate_limit_per_s <= 1_000_000:
+            raise InvalidArgument("rate_limit_per_s", "must be 0..1000000 (0: no limit)")
+        if not 0 <= self.rate_limit_burst <= 1_000_000:
+            raise InvalidArgument("rate_limit_burst", "must be 0..1000000 (0: one second's worth)")
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:

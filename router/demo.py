@@ -30,11 +30,20 @@ from queues.embedded import EmbeddedRedis
 from router import logs
 from router.auth import Role
 from router.cli_render import enum_label, short
-from router.client import Metadata, auth_metadata
+from router.client import (
+    ClientError,
+    Metadata,
+    Tls,
+    add_tls_arguments,
+    auth_metadata,
+    open_aio_channel,
+    tls_options,
+)
 from router.config import Settings
 from router.demo_floor import AGENTS, CROSS_CHANNEL_CUSTOMER, RULES, DemoContact, contacts
 from router.demo_report import Recorder, history_item, show_summary
 from router.domain import TenantId
+from router.errors import InvalidArgument
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import agent_service_pb2_grpc as agent_grpc
 from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
@@ -223,11 +232,13 @@ async def _keys(service: Service, tenant: str) -> dict[str, str]:
     return keys
 
 
-async def _drive(port: int, keys: dict[str, str], floor: Floor, deadline_s: float) -> None:
+async def _drive(
+    port: int, keys: dict[str, str], floor: Floor, deadline_s: float, tls: Tls | None = None
+) -> None:
     """Supervisor, agents and platform, all over gRPC, until every contact is done."""
     rec = floor.rec
     sup_md, platform_md = auth_metadata(keys["supervisor"]), auth_metadata(keys["platform"])
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with open_aio_channel(f"127.0.0.1:{port}", tls) as channel:
         await _set_up_floor(channel, floor.tenant, sup_md)
         rec.say(
             f"Supervisor wrote {len(RULES)} routing rules ({', '.join(RULES)}) and "
@@ -308,7 +319,13 @@ async def run_demo(ns: argparse.Namespace, redis_url: str, console: Console) -> 
             dev_keys=False,
             dev_tenant=ns.tenant,
             grace_s=0.5,
+            tls_cert=ns.tls_cert or "",
+            tls_key=ns.tls_key or "",
+            tls_client_ca=ns.tls_client_ca or "",
         )
+        settings.validate()
+        # The demo's own clients: TLS when asked, and always when its service has TLS.
+        tls = tls_options(os.environ, ns) or (Tls() if ns.tls_cert else None)
         service = Service(settings, redis_url)
         port = await service.start()
         try:
@@ -329,7 +346,7 @@ async def run_demo(ns: argparse.Namespace, redis_url: str, console: Console) -> 
                     f"supervisor key {keys['supervisor']}"
                 )
             floor = Floor(ns.tenant, rec, {c.label: c for c in contacts(ns.seed)})
-            await _drive(port, keys, floor, DEADLINE_S)
+            await _drive(port, keys, floor, DEADLINE_S, tls)
             if ns.linger:
                 rec.say(
                     "\nThe service stays up (gRPC on 127.0.0.1:"
@@ -372,6 +389,11 @@ def parser() -> argparse.ArgumentParser:
         "--offer-timeout", type=float, default=3.0, help="seconds an offer waits (default 3)"
     )
     p.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    server = p.add_argument_group("TLS of the demo's service (as `omniroute serve`)")
+    server.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS")
+    server.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    server.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
+    add_tls_arguments(p.add_argument_group("TLS of the demo's clients (as the commands)"))
     return p
 
 
@@ -387,6 +409,9 @@ def main(argv: Sequence[str] | None = None, *, configure_logging: bool = True) -
     except DemoError as exc:
         print(f"omniroute demo: {exc}", file=sys.stderr)
         return 1
+    except (InvalidArgument, ClientError) as exc:
+        print(f"omniroute demo: {exc}", file=sys.stderr)
+        return 2
     except grpc.RpcError as exc:
         detail = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.Call) else str(exc)
         print(f"omniroute demo: {detail}", file=sys.stderr)

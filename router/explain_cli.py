@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from router.client import ClientError, connect
+from router.client import ClientError, add_tls_arguments, connect, tls_options
 from router.explain import render
 from router.pb.omniroute.v1 import resources_pb2 as pb
 from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", type=Path, help="dev-keys.json written by `omniroute serve`")
     p.add_argument("--role", default="supervisor", choices=("supervisor", "planner", "admin"))
     p.add_argument("--tenant", help="tenant (default: the key's own)")
+    add_tls_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
 
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             key_file=ns.key_file,
             role=ns.role,
             tenant=ns.tenant,
+            tls=tls_options(os.environ, ns),
         )
         name = ns.contact if "/" in ns.contact else conn.name("contacts", ns.contact)
         with conn.channel() as channel:

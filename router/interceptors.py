@@ -1,7 +1,10 @@
-"""Server interceptor: authenticate the API key, check the role, bind the log context,
-time the call, and turn any unexpected exception into one logged INTERNAL.
+"""Server interceptor: authenticate the API key, apply the tenant's rate limit, check the
+role, bind the log context, time the call, and turn any unexpected exception into one
+logged INTERNAL.
 
-Health checking and reflection need no key (probes and grpcurl use them as they are).
+Health checking and reflection need no key and are never rate limited (probes and grpcurl
+use them as they are). The rate limit comes before the role check, so that a flood of
+refused calls cannot write an audit record each.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from router.auth import Authenticator, Principal, check_role
 from router.errors import PermissionDenied, Unauthenticated
 from router.ids import new_id
 from router.principal import current_principal
+from router.ratelimit import TenantLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +50,15 @@ def _secret(metadata: Any) -> str | None:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """API-key authentication and role check for every Omniroute RPC."""
 
-    def __init__(self, authenticator: Authenticator, state: RedisState) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        state: RedisState,
+        limiter: TenantLimiter | None = None,
+    ) -> None:
         self._auth = authenticator
         self._state = state
+        self._limiter = limiter
 
     async def intercept_service(
         self,
@@ -77,6 +87,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _admit(self, method: str, context: Ctx) -> Principal:
         try:
             principal = await self._auth.authenticate(_secret(context.invocation_metadata()))
+            if self._limiter is not None:
+                denial = await self._limiter.admit(principal.tenant, principal.actor, method)
+                if denial is not None:
+                    await context.abort(
+                        StatusCode.RESOURCE_EXHAUSTED,
+                        denial.message,
+                        trailing_metadata=denial.trailers(),
+                    )
             check_role(principal, method)
         except Unauthenticated as exc:
             log.warning("rpc_unauthenticated", method=method)

@@ -45,8 +45,10 @@ from router.pb.omniroute.v1 import (
 )
 from router.planning import Planner
 from router.planning_service import PlanningService
+from router.ratelimit import Limit, TenantLimiter
 from router.service import AdminService, AgentService, ContactService, SupervisorService
 from router.supervision import Supervision
+from router.tls import ServerCredentials, ServerFiles
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +105,17 @@ class Service:
         self.authenticator = Authenticator(self.state)
         self.engine.key_listeners.append(self.authenticator.forget)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.limiter = TenantLimiter(
+            Limit.of(self.settings.rate_limit_per_s, self.settings.rate_limit_burst),
+            self.state,
+            replica=self.state.replica_id,
+        )
+        self.engine.limit_listeners.append(self.limiter.forget)
+        # Read (and checked) now, so that a bad file stops the start, naming the setting.
+        files = ServerFiles.of(self.settings)
+        self.tls = ServerCredentials(files) if files is not None else None
         interceptors: list[grpc.aio.ServerInterceptor] = [  # type: ignore[type-arg]
-            AuthInterceptor(self.authenticator, self.state)
+            AuthInterceptor(self.authenticator, self.state, self.limiter)
         ]
         self.metrics: Metrics | None = None
         if self.settings.metrics_port:
@@ -148,11 +159,16 @@ class Service:
         if self.metrics is not None:
             port = await self.metrics.start(self.settings.host, self.settings.metrics_port)
             log.info("metrics_serving", port=port)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        if self.tls is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, self.tls.credentials())
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("service_started", host=self.settings.host, port=self.port)
+        tls = "off" if self.tls is None else ("mutual" if self.tls.mutual else "server")
+        log.info("service_started", host=self.settings.host, port=self.port, tls=tls)
         return self.port
 
     async def check_redis(self) -> None:
@@ -183,6 +199,7 @@ class Service:
         await self.health.enter_graceful_shutdown()
         await self.planner.close()  # plans end ABORTED, so their watch streams end too
         await self.server.stop(self.settings.grace_s)
+        await self.limiter.close()
         if self.metrics is not None:
             await self.metrics.stop()
         await self.engine.stop()

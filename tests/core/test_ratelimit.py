@@ -1,0 +1,96 @@
+"""The token bucket behind per-tenant rate limits (pure: time is passed in), and the
+refusal it becomes on the wire."""
+
+from __future__ import annotations
+
+import math
+
+import google.rpc.error_details_pb2 as error_details_pb2
+import google.rpc.status_pb2 as status_pb2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router.domain import TenantId
+from router.ratelimit import UNLIMITED, Denial, Limit, TokenBucket
+
+rates = st.floats(min_value=0.1, max_value=1000)
+bursts = st.integers(min_value=1, max_value=200)
+gaps = st.lists(st.floats(min_value=0, max_value=2), min_size=1, max_size=300)
+
+
+@given(rates, bursts, gaps)
+def test_a_bucket_never_admits_more_than_burst_plus_rate_times_time(
+    rate: float, burst: int, steps: list[float]
+) -> None:
+    bucket, now = TokenBucket(Limit(rate, burst), 0.0), 0.0
+    admitted_at: list[float] = []
+    for step in steps:
+        now += step
+        if bucket.take(now) == 0.0:
+            admitted_at.append(now)
+    for i, start in enumerate(admitted_at):  # every window that starts at an admission
+        for j in range(i, len(admitted_at)):
+            window = admitted_at[j] - start
+            assert j - i + 1 <= burst + rate * window + 1e-6
+
+
+@given(rates, bursts)
+def test_a_full_bucket_admits_its_burst_at_once_then_refuses(rate: float, burst: int) -> None:
+    bucket = TokenBucket(Limit(rate, burst), 5.0)
+    assert all(bucket.take(5.0) == 0.0 for _ in range(burst))
+    assert bucket.take(5.0) > 0.0
+
+
+@given(rates, bursts, gaps)
+def test_waiting_the_retry_delay_is_enough(rate: float, burst: int, steps: list[float]) -> None:
+    bucket, now = TokenBucket(Limit(rate, burst), 0.0), 0.0
+    for step in steps:
+        now += step
+        wait_s = bucket.take(now)
+        if wait_s > 0:
+            assert bucket.take(now + wait_s * (1 + 1e-9) + 1e-12) == 0.0
+            now += wait_s * (1 + 1e-9) + 1e-12
+
+
+def test_a_clock_that_steps_back_adds_no_tokens() -> None:
+    bucket = TokenBucket(Limit(1.0, 1), 10.0)
+    assert bucket.take(10.0) == 0.0
+    assert bucket.take(9.0) > 0.0
+    assert bucket.take(10.5) > 0.0
+    assert bucket.take(11.0) == 0.0
+
+
+def test_limits_default_their_burst_and_read_their_stored_form() -> None:
+    assert Limit.of(0) is UNLIMITED and UNLIMITED.is_unlimited
+    assert Limit.of(2.5) == Limit(2.5, 3)
+    assert Limit.of(0.2) == Limit(0.2, 1)
+    assert Limit.from_record({"rate_per_s": 50, "burst": 100}) == Limit(50.0, 100)
+    assert Limit.from_record(Limit(7.0, 9).record()) == Limit(7.0, 9)
+    assert Limit.from_record({"rate_per_s": 0}) is UNLIMITED
+    with pytest.raises(ValueError):
+        Limit.from_record({"rate_per_s": -1})
+    with pytest.raises((KeyError, ValueError)):
+        Limit.from_record({"burst": 3})
+    assert str(Limit(50.0, 100)) == "50 calls/s, burst 100"
+
+
+def test_a_denial_names_the_tenant_and_carries_retry_info() -> None:
+    denial = Denial(TenantId("acme"), Limit(50.0, 100), 0.0123)
+    assert "'acme'" in denial.message and "50 calls/s, burst 100" in denial.message
+    trailers = dict(denial.trailers())
+    assert trailers["retry-after-ms"] == "13"
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])  # type: ignore[arg-type]
+    assert status.code == 8 and status.message == denial.message  # RESOURCE_EXHAUSTED
+    retry = error_details_pb2.RetryInfo()
+    quota = error_details_pb2.QuotaFailure()
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(retry) and status.details[1].Unpack(quota)
+    assert status.details[2].Unpack(info)
+    assert math.isclose(retry.retry_delay.ToTimedelta().total_seconds(), 0.013)
+    assert quota.violations[0].subject == "tenants/acme"
+    assert (info.reason, info.metadata["tenant"], info.metadata["burst"]) == (
+        "RATE_LIMITED",
+        "acme",
+        "100",
+    )
