@@ -710,6 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OMNIROUTE_X=V",
         help="a setting for the server (experiments; the headline uses the defaults)",
     )
+    p.add_argument(
+        "--traces",
+        action="store_true",
+        help="the server exports traces over OTLP to a sink process (benchmarks/otlp_sink.py)",
+    )
     ns = p.parse_args(argv)
     plan = Plan.quick() if ns.quick else Plan()
     overrides: dict[str, Any] = {
@@ -720,8 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(json=False, level="warning")
     info: dict[str, Any] = machine()
     extra_env = dict(item.split("=", 1) for item in ns.server_env)
-    if any(not k.startswith("OMNIROUTE_") for k in extra_env):
-        p.error("--server-env takes OMNIROUTE_NAME=VALUE")
+    if any(not k.startswith(("OMNIROUTE_", "OTEL_")) for k in extra_env):
+        p.error("--server-env takes OMNIROUTE_NAME=VALUE (or an OTEL_ variable)")
     if not plan.lifecycle:  # offers stay open for the whole run
         extra_env.setdefault("OMNIROUTE_OFFER_TIMEOUT_S", "3600")
     info["server_env"] = extra_env
@@ -735,7 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port()
             data = Path(tmp) / "data"
             data.mkdir()
-            with server_process(url, port, data, extra_env) as proc:
+            sink = otlp_sink(extra_env, data) if ns.traces else contextlib.nullcontext()
+            with sink as spans, server_process(url, port, data, extra_env) as proc:
                 pids = {"server": proc.pid, "redis": _redis_pid(embedded), "client": os.getpid()}
                 try:
                     figures = asyncio.run(
@@ -746,14 +752,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise
         finally:
             embedded.stop()
+    if ns.traces:
+        info["spans_exported"] = spans.get("spans", "?")
     info["wall_s"] = round(time.perf_counter() - started, 1)
     result = {"machine": info, "plan": plan.__dict__, "figures": figures}
     if ns.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         print(report(figures, plan, info))
+        if "spans_exported" in info:
+            print(f"spans received by the OTLP sink: {info['spans_exported']}")
         print(f"\n(wall time {info['wall_s']} s)")
     return 0
+
+
+@contextlib.contextmanager
+def otlp_sink(extra_env: dict[str, str], data_dir: Path) -> Any:
+    """An OTLP sink in a child process, and the server's settings to export to it; yields
+    a dict that holds the spans it received once it has stopped."""
+    port = free_port()
+    extra_env["OMNIROUTE_TRACE_EXPORTER"] = "otlp"
+    extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    out = data_dir.parent / "sink.out"
+    script = Path(__file__).resolve().parent / "otlp_sink.py"
+    with open(out, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(script), "--port", str(port)], stdout=log)
+        counts: dict[str, Any] = {}
+        try:
+            yield counts
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    last = out.read_text().strip().splitlines()[-1:]
+    counts.update(kv.split("=", 1) for kv in (last[0].split() if last else []))
 
 
 def _redis_pid(embedded: EmbeddedRedis) -> int:

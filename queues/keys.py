@@ -13,7 +13,8 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:available``           | set    | agents whose state is available                   |
 | ``omr:{t}:presence``            | zset   | signed-in agents, score = last heartbeat ms       |
 | ``omr:{t}:contact:{c}``         | hash   | channel, issue, priority, customer, arrived_ms,   |
-|                                 |        | qscore, status, agent, token, outcome, ...        |
+|                                 |        | qscore, status, agent, token, outcome, ...;       |
+|                                 |        | tp: W3C traceparent of its submit (tracing on)    |
 | ``omr:{t}:queue``               | zset   | waiting contacts, score = queue order             |
 | ``omr:{t}:offers``              | zset   | offered contacts, score = deadline ms             |
 | ``omr:{t}:view:{issue}:{ch}``   | zset   | waiting contacts of one issue and channel,        |

@@ -42,6 +42,8 @@ class ContactRecord:
     reason: str = ""
     identities: tuple[tuple[str, str], ...] = ()
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: W3C traceparent of the submit's span ('' when it was not traced).
+    trace_parent: str = ""
 
     @property
     def id(self) -> ContactId:
@@ -104,6 +106,7 @@ def parse_contact(contact_id: str, fields: Mapping[str, str]) -> ContactRecord:
         reason=fields.get("reason", ""),
         identities=tuple((str(k), str(v)) for k, v in ids),
         attributes=json.loads(fields.get("attrs") or "{}"),
+        trace_parent=fields.get("tp", ""),
     )
 
 

@@ -14,13 +14,45 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from queues import keys
 from queues.cluster import is_cluster, retry_redirects
 from queues.scripts import SCRIPT_NAMES, read_lua
+from router import tracing
 from router.domain import AgentId, Channel, ContactId, CustomerId, TenantId
+
+_CONTACT, _AGENT = "omniroute.contact_id", "omniroute.agent_id"
+#: The ids in each script's ARGV (position, span attribute), for its span: ids are span
+#: attributes, never metric labels.
+_SPAN_IDS: dict[str, tuple[tuple[int, str], ...]] = {
+    "enqueue": ((0, _CONTACT),),
+    "reserve_offer": ((0, _CONTACT), (1, _AGENT)),
+    "accept_offer": ((0, _CONTACT), (1, _AGENT)),
+    "release_offer": ((0, _CONTACT), (1, _AGENT), (3, "omniroute.why")),
+    "complete": ((0, _CONTACT), (1, _AGENT)),
+    "abandon": ((0, _CONTACT), (1, _AGENT)),
+    "write_agent": ((0, _AGENT),),
+    "set_state": ((0, _AGENT), (1, "omniroute.agent_state")),
+    "heartbeat": ((0, _AGENT),),
+    "write_rule": ((0, "omniroute.issue"),),
+    "resolve_customer": ((0, "omniroute.customer_id"),),
+    "merge_customers": ((0, "omniroute.customer_id"), (1, "omniroute.merged_customer_id")),
+}
+
+
+def _under(parent: Span | None) -> Context | None:
+    """A context whose current span is `parent` (None: the current context)."""
+    return None if parent is None else trace.set_span_in_context(parent, Context())
+
+
+def _span_attributes(name: str, keys_: Sequence[str], args: Sequence[Any]) -> dict[str, Any]:
+    ids = {attr: args[i] for i, attr in _SPAN_IDS.get(name, ()) if i < len(args) and args[i]}
+    return tracing.script_attributes(name, list(keys_), ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +140,25 @@ class RedisState:
         for name in SCRIPT_NAMES:
             await self._r.script_load(read_lua(name))
 
-    async def _run(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> ScriptResult:
+    async def _run(
+        self, name: str, keys_: Sequence[str], args: Sequence[Any], parent: Span | None = None
+    ) -> ScriptResult:
+        """Run script `name`; with tracing on, in a span named after it (a child of
+        `parent`, else of the current span)."""
+        tracer = tracing.tracer()
+        if tracer is None:
+            return await self._call(name, keys_, args)
+        with tracer.start_as_current_span(
+            name,
+            context=_under(parent),
+            kind=SpanKind.CLIENT,
+            attributes=_span_attributes(name, keys_, args),
+        ) as span:
+            result = await self._call(name, keys_, args)
+            span.set_attribute("omniroute.script.code", result.code)
+            return result
+
+    async def _call(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> ScriptResult:
         # EVALSHA reloads the script on NOSCRIPT (failover, SCRIPT FLUSH); a slot being
         # moved (TRYAGAIN) means the script did not run, so it is tried again.
         script, started = self._scripts[name], time.perf_counter()
@@ -164,8 +214,10 @@ class RedisState:
         target_ms: int,
         request_id: str,
         digest: str,
+        trace_parent: str = "",
     ) -> ScriptResult:
-        """Queue a new contact (idempotent by id and by `request_id`)."""
+        """Queue a new contact (idempotent by id and by `request_id`); `trace_parent`, the
+        W3C traceparent of the submit's span, is stored with it ('' stores nothing)."""
         view_name = f"{issue}:{channel.value}"
         return await self._run(
             "enqueue",
@@ -185,6 +237,7 @@ class RedisState:
                 self.idempotency_ttl_s,
                 keys.events(tenant),
                 view_name,
+                trace_parent,
             ],
         )
 
@@ -222,10 +275,15 @@ class RedisState:
         return int(await self._r.zcard(keys.queue(tenant)))
 
     async def reserve(
-        self, tenant: TenantId, reservations: Sequence[Reservation], timeout_ms: int
+        self,
+        tenant: TenantId,
+        reservations: Sequence[Reservation],
+        timeout_ms: int,
+        parents: Sequence[Span | None] = (),
     ) -> list[ScriptResult]:
         """Run reserve_offer for each decision, pipelined in one round trip; each one
-        commits or refuses on its own."""
+        commits or refuses on its own. With tracing on, each has a span, a child of its
+        decision's span in `parents`."""
         if not reservations:
             return []
         script = self._scripts["reserve_offer"]
@@ -255,6 +313,7 @@ class RedisState:
             )
             for r in reservations
         ]
+        spans = self._reserve_spans(calls, parents)
         started = time.perf_counter()
         async with self._r.pipeline(transaction=False) as pipe:
             for keys_, args in calls:
@@ -263,18 +322,46 @@ class RedisState:
                 pipe.execute_command("EVALSHA", script.sha, len(keys_), *keys_, *args)
             raw = await pipe.execute(raise_on_error=False)
         results: list[ScriptResult] = []
-        for (keys_, args), answer in zip(calls, raw, strict=True):
+        for i, ((keys_, args), answer) in enumerate(zip(calls, raw, strict=True)):
+            span = spans[i] if spans else None
             if isinstance(answer, Exception):
                 # A cluster pipeline does not load scripts first: a NOSCRIPT (or a slot
                 # in motion, or a failover) is run again on its own, which heals or
                 # raises as a direct call would; the nonce makes a repeat harmless.
                 self.on_script("reserve_offer", 0.0, type(answer).__name__, args, None)
-                results.append(await self._run("reserve_offer", keys_, args))
+                if span is not None:
+                    span.set_status(Status(StatusCode.ERROR, type(answer).__name__))
+                    span.end()
+                parent = parents[i] if i < len(parents) else None
+                results.append(await self._run("reserve_offer", keys_, args, parent))
             else:
                 results.append(_result(answer))
                 elapsed = time.perf_counter() - started
                 self.on_script("reserve_offer", elapsed, "ok", args, results[-1])
+                if span is not None:
+                    span.set_attribute("omniroute.script.code", results[-1].code)
+                    span.end()
         return results
+
+    def _reserve_spans(
+        self, calls: Sequence[tuple[list[str], list[Any]]], parents: Sequence[Span | None]
+    ) -> list[Span]:
+        """One started span per pipelined reserve_offer (none when tracing is off)."""
+        tracer = tracing.tracer()
+        if tracer is None:
+            return []
+        spans = []
+        for i, (keys_, args) in enumerate(calls):
+            parent = parents[i] if i < len(parents) else None
+            spans.append(
+                tracer.start_span(
+                    "reserve_offer",
+                    context=_under(parent),
+                    kind=SpanKind.CLIENT,
+                    attributes=_span_attributes("reserve_offer", keys_, args),
+                )
+            )
+        return spans
 
     async def accept(
         self,

@@ -126,6 +126,11 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off)"
     )
+    p.add_argument(
+        "--trace-exporter",
+        choices=("off", "otlp"),
+        help="OpenTelemetry traces: off (default) or otlp (OTEL_EXPORTER_OTLP_ENDPOINT, ...)",
+    )
     p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument(

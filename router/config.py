@@ -38,6 +38,9 @@ class Settings:
     web_port: int = 0
     web_host: str = "127.0.0.1"
     metrics_port: int = 0
+    #: Trace exporter: ``off`` (no tracing work at all) or ``otlp`` (OTLP/gRPC, set up by
+    #: the standard OTEL_* variables, which the OpenTelemetry SDK reads; router/tracing.py).
+    trace_exporter: str = "off"
     log_json: bool = True
     log_level: str = "info"
     #: When a routing pass assigns jointly (OR-Tools): ``auto`` (>= 2 contacts waiting and
@@ -80,6 +83,8 @@ class Settings:
             raise InvalidArgument("web_port", "must be 0..65535 (0: no web view)")
         if not 0 <= self.metrics_port <= 65535:
             raise InvalidArgument("metrics_port", "must be 0..65535 (0: no metrics)")
+        if self.trace_exporter not in ("off", "otlp"):
+            raise InvalidArgument("trace_exporter", "must be off or otlp")
         if self.presence_timeout_s <= 0:
             raise InvalidArgument("presence_timeout_s", "must be positive")
         if not 1 <= self.history_length <= 1000:

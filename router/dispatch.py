@@ -20,9 +20,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from opentelemetry.trace import Span
 
 from queues.records import ContactRecord, parse_agent, parse_contact, rule_from_json
 from queues.state import RedisState, Reservation
+from router import tracing
 from router.assign import Decision, Floor, rule_for
 from router.domain import AgentId, Channel, ContactStatus, TenantId
 from router.explain import explanation
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _RELOAD_SLICE = 100
+#: A reservation's answer, as a decision span tells it.
+_RESULTS = {1: "routed", 0: "contact_taken", -1: "agent_full", -2: "agent_changed"}
 
 
 class TenantRouter:
@@ -205,15 +209,41 @@ class TenantRouter:
             )
             for d, why in zip(decisions, whys, strict=True)
         ]
+        spans = [self._span(d, why, now) for d, why in zip(decisions, whys, strict=True)]
         results = await self._state.reserve(
-            self.tenant, reservations, int(self._settings.offer_timeout_s * 1000)
+            self.tenant, reservations, int(self._settings.offer_timeout_s * 1000), spans
         )
         lost = False
-        for decision, reservation, result, why in zip(
-            decisions, reservations, results, whys, strict=True
+        for decision, reservation, result, why, span in zip(
+            decisions, reservations, results, whys, spans, strict=True
         ):
-            lost |= self._apply(decision, reservation, result.code, now, why)
+            # In the decision's span, so that its log line carries the contact's trace.
+            with tracing.ending(span, {"omniroute.result": _RESULTS.get(result.code, "")}):
+                lost |= self._apply(decision, reservation, result.code, now, why)
         return lost
+
+    def _span(self, decision: Decision, why: dict[str, Any], now: float) -> Span | None:
+        """The decision's span, a child of the contact's submit (None: tracing is off)."""
+        if tracing.tracer() is None:
+            return None
+        contact, agent = decision.contact, decision.agent
+        record = self._contacts.get(contact.id)
+        return tracing.decision_span(
+            record.trace_parent if record is not None else "",
+            {
+                "omniroute.tenant": self.tenant,
+                "omniroute.contact_id": contact.id,
+                "omniroute.agent_id": agent.id,
+                "omniroute.issue": contact.issue,
+                "omniroute.channel": contact.channel.value,
+                "omniroute.waited_s": round(contact.waited_s(now), 3),
+                "omniroute.score": round(decision.score.total, 4),
+                "omniroute.candidates": decision.considered,
+                "omniroute.eligible": decision.eligible,
+                "omniroute.relaxation_step": decision.step,
+                "omniroute.joint": bool(why["joint"]),
+            },
+        )
 
     def _explanation(self, routed: Routed, now: float) -> dict[str, Any]:
         """The structured explanation of one decision of this pass (``router.explain``)."""

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from queues.cluster import connect
 from queues.embedded import EmbeddedRedis
 from queues.state import RedisState
+from router import tracing
 from router.auth import Authenticator, Role
 from router.config import Settings
 from router.domain import TenantId
@@ -121,6 +122,8 @@ class Service:
         if self.settings.metrics_port:
             self.metrics = Metrics(self.state, self.state.replica_id or new_id())
             interceptors.insert(0, self.metrics.interceptor())  # outermost: final status
+        if tracing.tracer() is not None:  # first of all: its span holds the whole call
+            interceptors.insert(0, tracing.TracingInterceptor())
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -244,6 +247,7 @@ async def run(settings: Settings, *, announce: Any = print) -> int:
         embedded = EmbeddedRedis(settings.data_dir / "redis", persistent=True)
         url = embedded.start()
     try:
+        tracing.configure(settings)  # OTLP when the settings say so; else tracing stays off
         service = Service(settings, url)
         port = await service.start()
         # What start-up built lives as long as the process: keep it out of the cyclic
@@ -274,6 +278,7 @@ async def run(settings: Settings, *, announce: Any = print) -> int:
             await web.stop()
         await service.stop()
     finally:
+        tracing.shutdown()  # export the spans still batched
         if embedded is not None:
             embedded.stop()
     return 0

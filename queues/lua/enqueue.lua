@@ -2,7 +2,8 @@
 -- KEYS: 1 contact, 2 queue, 3 view (issue:channel), 4 views, 5 idempotency record
 -- ARGV: 1 contact id, 2 fields JSON (flat string map), 3 priority 0-9, 4 answer target ms,
 --       5 payload digest ('' = no idempotency key), 6 idempotency TTL s, 7 events channel,
---       8 view name 'issue:channel'
+--       8 view name 'issue:channel', 9 W3C traceparent of the submit's span (stored as
+--       field tp; '' or absent: none)
 -- returns {1, contact id, arrived ms} queued; {0, contact id} the same request again (first
 -- answer); {-1} idempotency key reused with another payload. Running it twice changes
 -- nothing more. Queue order: (9 - priority) * 1e13 + arrival ms + target ms (lowest first).
@@ -28,6 +29,10 @@ local args = {}
 for k, v in pairs(fields) do
   args[#args + 1] = k
   args[#args + 1] = v
+end
+if ARGV[9] and ARGV[9] ~= '' then
+  args[#args + 1] = 'tp'
+  args[#args + 1] = ARGV[9]
 end
 redis.call('HSET', KEYS[1], 'arrived_ms', int(now), 'target_ms', int(target),
   'qscore', int(qscore), 'status', 'queued', 'token', 0, unpack(args))
