@@ -14,8 +14,11 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:presence``            | zset   | signed-in agents, score = last heartbeat ms       |
 | ``omr:{t}:contact:{c}``         | hash   | channel, issue, priority, customer, arrived_ms,   |
 |                                 |        | qscore, status, agent, token, outcome, ...;       |
-|                                 |        | tp: W3C traceparent of its submit (tracing on)    |
+|                                 |        | tp: W3C traceparent of its submit (tracing on);   |
+|                                 |        | bot (for a bot first), esc_* (escalated by a bot),|
+|                                 |        | cb* (callback), since_ms (wait restarted), csat   |
 | ``omr:{t}:queue``               | zset   | waiting contacts, score = queue order             |
+| ``omr:{t}:callbacks``           | zset   | callbacks waiting for their time, score = due ms  |
 | ``omr:{t}:offers``              | zset   | offered contacts, score = deadline ms             |
 | ``omr:{t}:view:{issue}:{ch}``   | zset   | waiting contacts of one issue and channel,        |
 |                                 |        | score = arrival ms (counts, oldest wait)          |
@@ -31,6 +34,9 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:apikeys``             | hash   | key id -> API key record JSON (digest, no secret) |
 | ``omr:{t}:ratelimit``           | string | the tenant's rate limit JSON (rate_per_s, burst); |
 |                                 |        | none: the replicas' default                       |
+| ``omr:{t}:epoch``               | hash   | boot (run id of the Redis process last seen),     |
+|                                 |        | floor (offer tokens exceed it), until (routing    |
+|                                 |        | paused until, ms), restarts (reconciliations)     |
 | ``omr:{t}:events``              | pubsub | small "changed" notices for every replica         |
 | ``omr:{t}:web:sl``              | hash   | minute -> today's answered,in_target,abandoned    |
 |                                 |        | (the web view's 30-minute service level)          |
@@ -52,6 +58,12 @@ TENANTS = f"{PREFIX}:tenants"
 
 def _t(tenant: TenantId) -> str:
     return f"{PREFIX}:{{{tenant}}}"
+
+
+def epoch(tenant: TenantId) -> str:
+    """Hash: the Redis process last seen holding the tenant, the offer-token floor and the
+    end of a reconciliation pause (``check_epoch.lua``)."""
+    return f"{_t(tenant)}:epoch"
 
 
 def agent(tenant: TenantId, agent_id: AgentId) -> str:
@@ -92,6 +104,11 @@ def contact(tenant: TenantId, contact_id: ContactId) -> str:
 def queue(tenant: TenantId) -> str:
     """Sorted set: the tenant's single queue, lowest score served first."""
     return f"{_t(tenant)}:queue"
+
+
+def callbacks(tenant: TenantId) -> str:
+    """Sorted set: contacts out of the queue until the callback time they chose (ms)."""
+    return f"{_t(tenant)}:callbacks"
 
 
 def offers(tenant: TenantId) -> str:

@@ -22,6 +22,11 @@ SCRIPT_NAMES = (
     "write_rule",
     "resolve_customer",
     "merge_customers",
+    "escalate",
+    "request_callback",
+    "callback_due",
+    "check_epoch",
+    "reassert_offer",
 )
 
 

@@ -42,6 +42,10 @@ _SPAN_IDS: dict[str, tuple[tuple[int, str], ...]] = {
     "write_rule": ((0, "omniroute.issue"),),
     "resolve_customer": ((0, "omniroute.customer_id"),),
     "merge_customers": ((0, "omniroute.customer_id"), (1, "omniroute.merged_customer_id")),
+    "reassert_offer": ((0, _CONTACT), (1, _AGENT)),
+    "escalate": ((0, _CONTACT), (1, _AGENT)),
+    "request_callback": ((0, _CONTACT),),
+    "callback_due": ((0, _CONTACT),),
 }
 
 
@@ -201,6 +205,31 @@ class RedisState:
         """Every tenant with state."""
         return [TenantId(t) for t in await self._r.smembers(keys.TENANTS)]
 
+    # --- restarts and reconciliation --------------------------------------------------
+
+    async def run_ids(self, tenants: Sequence[TenantId]) -> dict[TenantId, str]:
+        """Run id of the Redis process holding each tenant's slot (it changes with every
+        restart and failover): one INFO per node."""
+        if not is_cluster(self._r):
+            run_id = str((await self._r.info("server"))["run_id"])
+            return dict.fromkeys(tenants, run_id)
+        by_node: dict[str, str] = {}
+        found: dict[TenantId, str] = {}
+        for tenant in tenants:
+            node = self._r.get_node_from_key(keys.epoch(tenant))
+            if node.name not in by_node:
+                info = await self._r.info("server", target_nodes=node)
+                by_node[node.name] = str(info["run_id"])
+            found[tenant] = by_node[node.name]
+        return found
+
+    async def check_epoch(self, tenant: TenantId, run_id: str, hold_ms: int) -> ScriptResult:
+        """Note the Redis process holding the tenant; when another one held it before,
+        start a reconciliation (``check_epoch.lua``): {1, until ms, previous run id}."""
+        return await self._run(
+            "check_epoch", [keys.epoch(tenant)], [run_id, hold_ms, keys.events(tenant)]
+        )
+
     # --- contacts ---------------------------------------------------------------------
 
     async def enqueue(
@@ -298,6 +327,7 @@ class RedisState:
                     keys.agent_load(tenant, r.agent_id),
                     keys.agent_contacts(tenant, r.agent_id),
                     keys.available(tenant),
+                    keys.epoch(tenant),
                 ],
                 [
                     r.contact_id,
@@ -384,6 +414,33 @@ class RedisState:
             [contact_id, agent_id, token, keys.events(tenant)],
         )
 
+    async def reassert(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        agent_id: AgentId,
+        token: int,
+        issue: str,
+        channel: Channel,
+    ) -> ScriptResult:
+        """While the tenant reconciles after a Redis restart: assign the contact again to
+        the agent that accepted it under a token from before (``reassert_offer.lua``).
+        `issue` and `channel` are what the caller last read of it."""
+        return await self._run(
+            "reassert_offer",
+            [
+                keys.contact(tenant, contact_id),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+                keys.offers(tenant),
+                keys.agent(tenant, agent_id),
+                keys.agent_load(tenant, agent_id),
+                keys.agent_contacts(tenant, agent_id),
+                keys.epoch(tenant),
+            ],
+            [contact_id, agent_id, token, keys.events(tenant), issue, channel.value],
+        )
+
     async def release(
         self,
         tenant: TenantId,
@@ -431,9 +488,11 @@ class RedisState:
         entry: Mapping[str, Any],
         customer_id: CustomerId | None,
         day: str,
+        satisfaction: int | None = None,
     ) -> ScriptResult:
-        """Close an accepted contact and append it to the customer's history; the values
-        are the contact's hash, flattened."""
+        """Close an accepted contact and append it to the customer's history (with the
+        customer's `satisfaction`, 1-5, when reported); the values are the contact's hash,
+        flattened."""
         return await self._run(
             "complete",
             [
@@ -454,7 +513,92 @@ class RedisState:
                 self.history_length,
                 keys.events(tenant),
                 "1" if customer_id else "0",
+                "" if satisfaction is None else str(satisfaction),
             ],
+        )
+
+    async def escalate(
+        self,
+        tenant: TenantId,
+        contact_id: ContactId,
+        bot_id: AgentId,
+        token: int,
+        summary: str,
+        entry: Mapping[str, Any],
+        customer_id: CustomerId | None,
+        issue: str,
+        channel: Channel,
+        day: str,
+    ) -> ScriptResult:
+        """Move a contact the bot holds back to the queue, for people, at its old place,
+        with the bot's `summary` on it and (`entry`) in the customer's history; the values
+        are the contact's hash, flattened."""
+        return await self._run(
+            "escalate",
+            [
+                keys.contact(tenant, contact_id),
+                keys.agent(tenant, bot_id),
+                keys.agent_load(tenant, bot_id),
+                keys.agent_contacts(tenant, bot_id),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+                keys.views(tenant),
+                keys.stats(tenant, day),
+                keys.history(tenant, customer_id or CustomerId("-")),
+            ],
+            [
+                contact_id,
+                bot_id,
+                token,
+                summary,
+                json.dumps(dict(entry)),
+                self.history_length,
+                keys.events(tenant),
+                "1" if customer_id else "0",
+                f"{issue}:{channel.value}",
+            ],
+        )
+
+    async def request_callback(
+        self, tenant: TenantId, contact_id: ContactId, issue: str, channel: Channel, at_ms: int
+    ) -> ScriptResult:
+        """Mark a waiting voice contact a callback: at its place (`at_ms` 0), or out of the
+        queue until `at_ms`; the values are the contact's hash, flattened."""
+        return await self._run(
+            "request_callback",
+            [
+                keys.contact(tenant, contact_id),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+                keys.callbacks(tenant),
+            ],
+            [contact_id, at_ms, keys.events(tenant)],
+        )
+
+    async def due_callbacks(self, tenant: TenantId, limit: int = 200) -> list[str]:
+        """Callbacks whose chosen time has come on Redis's clock (O(log n + limit))."""
+        now = await self.now_ms()
+        return list(
+            await self._r.zrangebyscore(keys.callbacks(tenant), "-inf", now, start=0, num=limit)
+        )
+
+    async def forget_callback(self, tenant: TenantId, contact_id: ContactId) -> None:
+        """Drop a callback whose contact is gone from the callbacks set."""
+        await self._r.zrem(keys.callbacks(tenant), contact_id)
+
+    async def callback_due(
+        self, tenant: TenantId, contact_id: ContactId, issue: str, channel: Channel
+    ) -> ScriptResult:
+        """Put a callback whose time has come in the queue (a no-op when already done)."""
+        return await self._run(
+            "callback_due",
+            [
+                keys.contact(tenant, contact_id),
+                keys.callbacks(tenant),
+                keys.queue(tenant),
+                keys.view(tenant, issue, channel),
+            ],
+            [contact_id, keys.events(tenant)],
         )
 
     async def abandon(
@@ -482,6 +626,7 @@ class RedisState:
                 keys.agent_load(tenant, agent_id),
                 keys.agent_contacts(tenant, agent_id),
                 keys.history(tenant, customer_id or CustomerId("-")),
+                keys.callbacks(tenant),
             ],
             [
                 contact_id,

@@ -118,7 +118,32 @@ def serve_parser() -> argparse.ArgumentParser:
         dest="presence_timeout_s",
         help="seconds without heartbeat before an agent is signed out (default 60)",
     )
+    p.add_argument(
+        "--recovery-hold",
+        type=float,
+        dest="recovery_hold_s",
+        help="seconds routing pauses after a Redis restart or failover while desktops "
+        "re-assert what they hold (default 5)",
+    )
     p.add_argument("--history-length", type=int, help="history entries kept per customer")
+    p.add_argument(
+        "--grace",
+        type=float,
+        dest="grace_s",
+        help="seconds RPCs and streams get to finish on SIGTERM before cancelled (default 10)",
+    )
+    p.add_argument(
+        "--max-connection-age",
+        type=float,
+        dest="max_connection_age_s",
+        help="seconds before a client connection is asked to reconnect (default 300)",
+    )
+    p.add_argument(
+        "--max-connection-age-grace",
+        type=float,
+        dest="max_connection_age_grace_s",
+        help="seconds RPCs on an aged connection get to finish (default 30)",
+    )
     p.add_argument(
         "--web-port", type=int, help="also serve the supervisor web view on this port (0: off)"
     )

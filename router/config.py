@@ -25,6 +25,9 @@ class Settings:
     offer_timeout_s: float = 20.0
     max_missed_offers: int = 3
     presence_timeout_s: float = 60.0
+    #: After Redis restarted, failed over or lost data: seconds routing pauses while agents'
+    #: desktops reconnect and re-assert what they hold (check_epoch.lua).
+    recovery_hold_s: float = 5.0
     history_length: int = 50
     queue_scan: int = 256
     tick_s: float = 1.0
@@ -32,7 +35,12 @@ class Settings:
     mirror_refresh_s: float = 30.0
     idempotency_ttl_s: int = 86_400
     audit_maxlen: int = 100_000
+    #: On SIGTERM: seconds in-flight RPCs and open streams get to finish before cancelled.
     grace_s: float = 10.0
+    #: gRPC max connection age (the server sends GOAWAY after it, +-10 % jitter, so clients
+    #: reconnect and spread onto new replicas) and the grace RPCs then get to finish.
+    max_connection_age_s: float = 300.0
+    max_connection_age_grace_s: float = 30.0
     dev_keys: bool = True
     dev_tenant: str = "demo"
     web_port: int = 0
@@ -85,6 +93,14 @@ class Settings:
             raise InvalidArgument("metrics_port", "must be 0..65535 (0: no metrics)")
         if self.trace_exporter not in ("off", "otlp"):
             raise InvalidArgument("trace_exporter", "must be off or otlp")
+        if self.grace_s < 0:
+            raise InvalidArgument("grace_s", "must be >= 0")
+        if self.max_connection_age_s < 1:
+            raise InvalidArgument("max_connection_age_s", "must be >= 1")
+        if self.max_connection_age_grace_s < 0:
+            raise InvalidArgument("max_connection_age_grace_s", "must be >= 0")
+        if self.recovery_hold_s < 0:
+            raise InvalidArgument("recovery_hold_s", "must be >= 0")
         if self.presence_timeout_s <= 0:
             raise InvalidArgument("presence_timeout_s", "must be positive")
         if not 1 <= self.history_length <= 1000:

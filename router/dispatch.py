@@ -42,7 +42,13 @@ log = structlog.get_logger(__name__)
 
 _RELOAD_SLICE = 100
 #: A reservation's answer, as a decision span tells it.
-_RESULTS = {1: "routed", 0: "contact_taken", -1: "agent_full", -2: "agent_changed"}
+_RESULTS = {
+    1: "routed",
+    0: "contact_taken",
+    -1: "agent_full",
+    -2: "agent_changed",
+    -6: "reconciling",
+}
 
 
 class TenantRouter:
@@ -67,6 +73,7 @@ class TenantRouter:
         self._full_refresh_at = 0.0
         self._wake = asyncio.Event()
         self._stopping = False
+        self._paused_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self._signals = SignalSource(state, tenant)
         self._joint_mode = JointMode(settings.joint_assignment)
@@ -118,6 +125,12 @@ class TenantRouter:
             return
         self.floor.put(replace(agent, load=new_load))
         self._wake.set()
+
+    def pause_until(self, until: float) -> None:
+        """No routing before `until` (seconds, Redis clock): the tenant is reconciling after
+        a Redis restart. reserve_offer refuses meanwhile anyway; this saves the passes."""
+        self._paused_until = max(self._paused_until, until)
+        self.force_full_refresh()  # the restart may have lost notices: re-read the floor
 
     def remember(self, record: ContactRecord) -> None:
         """A contact this replica just queued: route it without reading it back."""
@@ -172,6 +185,10 @@ class TenantRouter:
         """One pass: refresh the mirror, decide for the queue head, commit. Returns
         whether another pass is worth running at once (some commit lost a race)."""
         self.passes += 1
+        if self.now() < self._paused_until:
+            self._wake.set()  # looked at again when the tick ends, until the pause ends
+            await asyncio.sleep(min(self._settings.tick_s, self._paused_until - self.now()))
+            return False
         await self._refresh()
         if self.floor.available_count == 0:
             return False
@@ -290,7 +307,7 @@ class TenantRouter:
                 explanation=why,
             )
             return False
-        reason = {0: "contact_taken", -1: "agent_full", -2: "agent_changed"}.get(code, str(code))
+        reason = _RESULTS.get(code, str(code))
         log.debug(
             "reservation_refused",
             tenant=self.tenant,
@@ -300,6 +317,8 @@ class TenantRouter:
         )
         if code in (-1, -2):
             self._dirty_agents.add(agent.id)
+        if code == -6:  # reconciling after a Redis restart: look again shortly
+            self._paused_until = max(self._paused_until, self.now() + self._settings.sweep_s)
         return True
 
     # --- mirror -----------------------------------------------------------------------

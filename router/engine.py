@@ -36,8 +36,10 @@ from router.config import Settings
 from router.customers import merge_customers
 from router.dispatch import TenantRouter
 from router.domain import (
+    MAX_CALLBACK_AHEAD_S,
     AgentId,
     AgentState,
+    Channel,
     Contact,
     ContactId,
     ContactStatus,
@@ -90,6 +92,13 @@ class Withdrawal:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Reconciling:
+    """Notice that the tenant reconciles after a Redis restart until `until_ms`."""
+
+    until_ms: int
+
+
 _day_cache: dict[int, str] = {}
 
 
@@ -125,6 +134,8 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self.clock_offset_s = 0.0
         self._stopping = False
+        #: Run id of the Redis process last seen holding each tenant (check_restarts).
+        self._run_ids: dict[TenantId, str] = {}
         #: Customer of each contact accepted through this replica, until completed.
         self._held: dict[ContactId, CustomerId | None] = {}
         #: Called when API keys change anywhere (to drop authentication caches).
@@ -219,7 +230,10 @@ class Engine:
             customer_id, history = await self._resolve_customer(tenant, identities)
             facts = history_facts(history, draft, rule, self.now())
         contact = replace(
-            shaped(draft, facts, rule), id=ContactId(new_id()), customer_id=customer_id
+            shaped(draft, facts, rule),
+            id=ContactId(new_id()),
+            customer_id=customer_id,
+            bot_first=rule.bot_first,
         )
         last_agent = facts.last_agent_id
         target_ms = int(rule.target_s(contact.channel) * 1000)
@@ -357,6 +371,8 @@ class Engine:
     ) -> ContactRecord:
         """The agent takes the offer, if it is still theirs with this token."""
         result = await self.state.accept(tenant, contact_id, agent_id, token, today(self.now()))
+        if not result.ok and result.code in (-3, -5):
+            result = await self._reassert(tenant, agent_id, contact_id, token, result)
         if not result.ok:
             await self._offer_refused(tenant, agent_id, contact_id, token, result)
         record = parse_contact(contact_id, _pairs(result.values[0]))
@@ -396,8 +412,10 @@ class Engine:
         token: int,
         outcome: str,
         note: str,
+        satisfaction: int | None = None,
     ) -> ContactRecord:
-        """The agent finishes an accepted contact; it enters the customer's history."""
+        """The agent finishes an accepted contact (with the customer's `satisfaction`, 1-5,
+        when the platform reports one); it enters the customer's history."""
         if contact_id in self._held:
             customer_id = self._held.pop(contact_id)
         else:
@@ -421,7 +439,24 @@ class Engine:
             entry,
             customer_id,
             today(self.now()),
+            satisfaction,
         )
+        if result.code == -3 and result.values and result.values[0] in ("queued", "offered"):
+            # After a Redis restart lost the accept: re-assert it, then complete.
+            again = await self._reassert(tenant, agent_id, contact_id, token, result)
+            if again.ok:
+                result = await self.state.complete(
+                    tenant,
+                    contact_id,
+                    agent_id,
+                    token,
+                    outcome,
+                    note,
+                    entry,
+                    customer_id,
+                    today(self.now()),
+                    satisfaction,
+                )
         if result.code == -3 and result.values and result.values[0] == "offered":
             raise Conflict(f"offer of contact {contact_id!r} is not accepted yet")
         if not result.ok:
@@ -435,8 +470,168 @@ class Engine:
             contact_id=contact_id,
             agent_id=agent_id,
             outcome=outcome,
+            satisfaction=satisfaction,
         )
         return record
+
+    # --- bots and callbacks -----------------------------------------------------------
+
+    async def escalate(
+        self, tenant: TenantId, contact_id: ContactId, token: int, summary: str
+    ) -> ContactRecord:
+        """A bot hands the contact it holds to people: back in the queue at the place its
+        arrival and priority give it, for people only, with the bot's `summary` on it and in
+        the customer's history (one script: never lost, never in two places)."""
+        fields = await self.state.read_contact(tenant, contact_id)
+        if not fields:
+            raise NotFound(f"name: contact {contact_id!r} not found")
+        record = parse_contact(contact_id, fields)
+        # Once escalated, no bot may hold it again: a repeat names the same bot.
+        bot_id = record.escalated_by or record.agent_id
+        if bot_id is None:
+            raise Conflict(
+                f"name: contact {contact_id!r} is {record.status.value} and held by no bot; "
+                "only the bot holding a contact can escalate it"
+            )
+        entry = {
+            "contact": contact_id,
+            "agent": bot_id,
+            "outcome": "transferred",
+            "note": summary,
+            "status": ContactStatus.COMPLETED.value,
+        }
+        result = await self.state.escalate(
+            tenant,
+            contact_id,
+            bot_id,
+            token,
+            summary,
+            entry,
+            record.contact.customer_id,
+            record.contact.issue,
+            record.contact.channel,
+            today(self.now()),
+        )
+        if result.code == -4:
+            raise NotFound(f"name: contact {contact_id!r} not found")
+        if result.code == -9:
+            raise Conflict(
+                f"name: contact {contact_id!r} is held by agent {bot_id!r}, who is not a bot; "
+                "a person completes it (AgentService.CompleteContact)"
+            )
+        if not result.ok:
+            status = result.values[0] if result.values else "unknown"
+            raise Conflict(
+                f"token: contact {contact_id!r} is not held by bot {bot_id!r} with token "
+                f"{token} (it is {status}; a bot accepts before it escalates; the token may "
+                "be stale)"
+            )
+        self._held.pop(contact_id, None)
+        router = self.router(tenant)
+        router.contact_changed(contact_id)
+        router.wake()
+        escalated = parse_contact(contact_id, _pairs(result.values[0]))
+        log.info(
+            "contact_escalated",
+            tenant=tenant,
+            contact_id=contact_id,
+            bot_id=bot_id,
+            summary_bytes=len(summary.encode()),
+        )
+        return escalated
+
+    async def request_callback(
+        self, tenant: TenantId, contact_id: ContactId, at_s: float | None
+    ) -> ContactRecord:
+        """A waiting caller asks to be called back: at its place in the queue (`at_s`
+        None), or at the time they chose, out of the queue until then."""
+        at_ms = 0
+        if at_s is not None:
+            now = self.now()
+            if at_s <= now:
+                raise InvalidArgument(
+                    "callback_time", f"must be in the future (it is {now - at_s:.0f} s past)"
+                )
+            if at_s > now + MAX_CALLBACK_AHEAD_S:
+                raise InvalidArgument(
+                    "callback_time", f"at most {MAX_CALLBACK_AHEAD_S // 86400} days ahead"
+                )
+            at_ms = int(at_s * 1000)
+        fields = await self.state.read_contact(tenant, contact_id)
+        if not fields:
+            raise NotFound(f"name: contact {contact_id!r} not found")
+        record = parse_contact(contact_id, fields)
+        channel = record.contact.channel
+        if channel is not Channel.VOICE:
+            raise Conflict(
+                f"name: contact {contact_id!r} is a {channel.value} contact; only a waiting "
+                "voice contact (a caller) can ask for a callback"
+            )
+        result = await self.state.request_callback(
+            tenant, contact_id, record.contact.issue, channel, at_ms
+        )
+        if result.code == -4:
+            raise NotFound(f"name: contact {contact_id!r} not found")
+        if not result.ok:
+            status = result.values[0] if result.values else "unknown"
+            raise Conflict(
+                f"name: contact {contact_id!r} is {status}; only a waiting contact can ask "
+                "for a callback"
+            )
+        router = self.router(tenant)
+        router.contact_changed(contact_id)
+        router.wake()
+        log.info("callback_requested", tenant=tenant, contact_id=contact_id, at_ms=at_ms)
+        return parse_contact(contact_id, _pairs(result.values[0]))
+
+    async def _callback_due(self, tenant: TenantId, contact_id: ContactId) -> None:
+        """Queue a callback whose time has come (any replica may; the script decides)."""
+        fields = await self.state.read_contact(tenant, contact_id)
+        if not fields:
+            await self.state.forget_callback(tenant, contact_id)
+            return
+        record = parse_contact(contact_id, fields)
+        result = await self.state.callback_due(
+            tenant, contact_id, record.contact.issue, record.contact.channel
+        )
+        if result.ok:
+            self.router(tenant).wake()
+            log.info("callback_due", tenant=tenant, contact_id=contact_id)
+
+    async def _reassert(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        contact_id: ContactId,
+        token: int,
+        refused: ScriptResult,
+    ) -> ScriptResult:
+        """An accept (or complete) refused: if the tenant is reconciling after a Redis
+        restart and the token predates it, the agent holds the contact and the restart lost
+        that; assign it to them again (reassert_offer.lua). Else the refusal stands."""
+        for _ in range(3):
+            fields = await self.state.read_contact(tenant, contact_id)
+            if not fields:
+                return refused
+            record = parse_contact(contact_id, fields)
+            result = await self.state.reassert(
+                tenant, contact_id, agent_id, token, record.contact.issue, record.contact.channel
+            )
+            if result.code == -7:  # it changed under us: read again
+                continue
+            if result.ok:
+                log.warning(
+                    "contact_reasserted",
+                    tenant=tenant,
+                    contact_id=contact_id,
+                    agent_id=agent_id,
+                    token=token,
+                    was=record.status.value,
+                )
+                self.router(tenant).contact_changed(contact_id)
+                return result
+            return refused
+        return refused
 
     async def _offer_refused(
         self,
@@ -541,7 +736,7 @@ class Engine:
 
     async def offers(
         self, tenant: TenantId, agent_id: AgentId
-    ) -> AsyncIterator[OfferView | Withdrawal]:
+    ) -> AsyncIterator[OfferView | Withdrawal | Reconciling]:
         """The agent's offer stream: pending offers, then new ones and withdrawals. An
         open stream keeps the agent's presence alive."""
         await self.require_agent(tenant, agent_id)
@@ -573,6 +768,8 @@ class Engine:
                     if fresh is not None and fresh.record.token == tok and fresh.key not in sent:
                         sent.add(fresh.key)
                         yield fresh
+                elif kind == "recovering":
+                    yield Reconciling(int(event.get("u", 0)))
                 elif kind in ("requeued", "withdrawn"):
                     sent.discard((cid, tok, False))
                     yield Withdrawal(agent_id, ContactId(cid), tok, str(event.get("why", "")))
@@ -679,14 +876,41 @@ class Engine:
     async def sweep(self) -> None:
         """Expire overdue offers and sign out agents whose presence lapsed, every tenant.
         Every replica sweeps; the scripts make a second sweep of the same item a no-op."""
-        for tenant in await self.state.tenants():
+        tenants = await self.state.tenants()
+        await self.check_restarts(tenants)
+        for tenant in tenants:
             router = self.router(tenant)
             for contact_id in await self.state.due_offers(tenant):
                 await self.release_expired(tenant, contact_id)
                 router.wake()
+            for contact_id in await self.state.due_callbacks(tenant):
+                await self._callback_due(tenant, ContactId(contact_id))
             cutoff = int((self.now() - self.settings.presence_timeout_s) * 1000)
             for agent_id in await self.state.stale_agents(tenant, cutoff):
                 await self._presence_lapsed(tenant, agent_id)
+
+    async def check_restarts(self, tenants: Sequence[TenantId]) -> None:
+        """Notice a Redis restart, failover or loss of data under any tenant: the first
+        replica to notice starts the tenant's reconciliation (check_epoch.lua): routing
+        pauses for the hold while desktops re-assert what they hold, and offer tokens
+        jump above every token issued before, so no write fenced before can match."""
+        run_ids = await self.state.run_ids(tenants)
+        hold_ms = int(self.settings.recovery_hold_s * 1000)
+        for tenant, run_id in run_ids.items():
+            if self._run_ids.get(tenant) == run_id:
+                continue
+            result = await self.state.check_epoch(tenant, run_id, hold_ms)
+            self._run_ids[tenant] = run_id
+            if result.code == 1:
+                until_ms, previous = int(result.values[0]), str(result.values[1])
+                self.router(tenant).pause_until(until_ms / 1000)
+                log.warning(
+                    "redis_restart_reconciling",
+                    tenant=tenant,
+                    run_id=run_id,
+                    previous_run_id=previous,
+                    hold_s=self.settings.recovery_hold_s,
+                )
 
     async def _presence_lapsed(self, tenant: TenantId, agent_id: AgentId) -> None:
         log.warning("agent_presence_lapsed", tenant=tenant, agent_id=agent_id)
@@ -737,6 +961,7 @@ class Engine:
 _NOTICE_STATUS = {
     "queued": ContactStatus.QUEUED,
     "requeued": ContactStatus.QUEUED,
+    "escalated": ContactStatus.QUEUED,
     "offered": ContactStatus.OFFERED,
     "assigned": ContactStatus.ASSIGNED,
     "completed": ContactStatus.COMPLETED,

@@ -123,20 +123,31 @@ class Hub:
             for reload in self._engine.limit_listeners:
                 reload(tenant)
             return
+        if kind == "recovering":
+            router.pause_until(float(event.get("u", 0)) / 1000)
+            for (t, _agent), queues in list(self._offers.items()):
+                if t == tenant:  # every desktop re-asserts what it holds
+                    self._deliver(queues, event)
         if kind == "queued":
             router.wake()
         elif kind == "rule":
             router.rules_changed()
         if agent is not None:
             load = event.get("ld")
-            if kind in ("offered", "requeued", "completed") and isinstance(load, dict):
+            if kind in ("offered", "requeued", "completed", "escalated") and isinstance(load, dict):
                 version = event.get("v")
                 router.load_changed(agent, load, int(version) if version is not None else None)
-            elif kind in ("offered", "requeued", "completed", "withdrawn", "agent"):
+            elif kind in ("offered", "requeued", "completed", "escalated", "withdrawn", "agent"):
                 router.agent_changed(agent)
-        if contact is not None and kind in ("requeued", "abandoned", "offered"):
+        if contact is not None and kind in (
+            "requeued",
+            "abandoned",
+            "offered",
+            "escalated",
+            "callback",
+        ):
             router.contact_changed(contact)
-        if kind in ("requeued", "completed", "withdrawn"):
+        if kind in ("requeued", "completed", "withdrawn", "escalated"):
             router.wake()
         if agent is not None and kind in ("offered", "requeued", "withdrawn", "assigned"):
             self._deliver(self._offers.get((tenant, agent)), event)

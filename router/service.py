@@ -20,7 +20,7 @@ from router import convert
 from router.auth import Principal, check_agent, check_tenant
 from router.customers import merge_customers, routing_explanation
 from router.domain import AgentId, AgentState, ContactId, TenantId
-from router.engine import Engine, OfferView
+from router.engine import Engine, OfferView, Reconciling
 from router.errors import (
     AlreadyExists,
     Conflict,
@@ -260,6 +260,27 @@ class ContactService(contact_grpc.ContactServiceServicer):
             tenant, await self._engine.lookup_customer(tenant, kind, value)
         )
 
+    @translate_errors
+    async def EscalateContact(
+        self, request: contact_pb.EscalateContactRequest, context: Ctx
+    ) -> pb.Contact:
+        tenant, cid = named("name", request.name, "contacts")
+        token = convert.token("token", request.token)
+        summary = convert.note("summary", request.summary)
+        record = await self._engine.escalate(tenant, ContactId(cid), token, summary)
+        return convert.contact_to_pb(tenant, record)
+
+    @translate_errors
+    async def RequestCallback(
+        self, request: contact_pb.RequestCallbackRequest, context: Ctx
+    ) -> pb.Contact:
+        tenant, cid = named("name", request.name, "contacts")
+        at_s = None
+        if request.HasField("callback_time"):
+            at_s = convert.instant("callback_time", request.callback_time)
+        record = await self._engine.request_callback(tenant, ContactId(cid), at_s)
+        return convert.contact_to_pb(tenant, record)
+
 
 class AgentService(agent_grpc.AgentServiceServicer):
     """Agent desktop API: presence and the offer lifecycle."""
@@ -309,6 +330,10 @@ class AgentService(agent_grpc.AgentServiceServicer):
                 yield agent_pb.OfferEvent(held=convert.offer_to_pb(tenant, item))
             elif isinstance(item, OfferView):
                 yield agent_pb.OfferEvent(offer=convert.offer_to_pb(tenant, item))
+            elif isinstance(item, Reconciling):
+                notice = agent_pb.Reconciling()
+                notice.until.FromMilliseconds(item.until_ms)
+                yield agent_pb.OfferEvent(reconciling=notice)
             else:
                 yield agent_pb.OfferEvent(
                     withdrawn=agent_pb.OfferWithdrawn(
@@ -343,7 +368,10 @@ class AgentService(agent_grpc.AgentServiceServicer):
         token = convert.token("token", request.token)
         outcome = convert.outcome("outcome", request.outcome)
         note = convert.note("note", request.note)
-        record = await self._engine.complete(tenant, agent, contact, token, outcome, note)
+        score = None
+        if request.HasField("satisfaction"):
+            score = convert.satisfaction("satisfaction", request.satisfaction)
+        record = await self._engine.complete(tenant, agent, contact, token, outcome, note, score)
         return convert.contact_to_pb(tenant, record)
 
     @translate_errors

@@ -302,6 +302,11 @@ class AgentSim:
         self._stream = self._stub().StreamOffers(
             agent_pb.StreamOffersRequest(name=self.name), metadata=self.md
         )
+        if self.held:
+            # The desktop contract after a reconnect: re-send AcceptOffer for every
+            # contact held (idempotent; after a Redis restart that lost the accept, it
+            # re-asserts it during the reconciliation instead of losing the contact).
+            self._spawn(self._reassert_held())
         reader = asyncio.create_task(self._read(self._stream))
         watchdog = asyncio.create_task(self._watchdog())
         try:
@@ -344,6 +349,9 @@ class AgentSim:
                     self._spawn(self._answer(offer, cid, channel))
                 elif event.HasField("held"):
                     self._held_notice(event.held)
+                elif event.HasField("reconciling"):
+                    rec.add("recv", self.process, op="reconciling", tenant=self.tenant)
+                    self._spawn(self._reassert_held())
                 elif event.HasField("withdrawn"):
                     w = event.withdrawn
                     cid = short(w.name)
@@ -362,6 +370,26 @@ class AgentSim:
                         task = self._thinking.pop(cid, None)
                         if task is not None:
                             task.cancel()
+
+    async def _reassert_held(self) -> None:
+        rec = self.floor.rec
+        for cid, (token, channel, name) in list(self.held.items()):
+            if cid not in self.held:
+                continue
+            op = rec.invoke(
+                self.process,
+                "accept",
+                tenant=self.tenant,
+                agent=self.agent_id,
+                contact=cid,
+                token=token,
+                channel=channel,
+                data={"reassert": True},
+            )
+            request = agent_pb.AcceptOfferRequest(name=name, token=token)
+            kind, reply = await call(rec, op, self._stub().AcceptOffer, request, self.md)
+            if kind == "ok":
+                rec.ok(op, reply=short(reply.name))
 
     def _held_notice(self, offer: pb.Offer) -> None:
         """The stream says this agent holds a contact. Normally the accept's reply said so
