@@ -128,8 +128,11 @@ class Service:
             interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", 1 << 20),
-                ("grpc.max_connection_age_ms", 300_000),
-                ("grpc.max_connection_age_grace_ms", 30_000),
+                ("grpc.max_connection_age_ms", int(self.settings.max_connection_age_s * 1000)),
+                (
+                    "grpc.max_connection_age_grace_ms",
+                    int(self.settings.max_connection_age_grace_s * 1000),
+                ),
                 ("grpc.keepalive_time_ms", 30_000),
             ],
         )
@@ -241,6 +244,12 @@ async def ensure_dev_keys(service: Service, data_dir: Path) -> dict[str, str]:
 
 async def run(settings: Settings, *, announce: Any = print) -> int:
     """Serve until SIGINT or SIGTERM. With no REDIS_URL, start an embedded Redis."""
+    # Handlers first: a SIGTERM that comes once the replica says SERVING (even before
+    # start-up is over) must drain it, not kill it (tests/grpc/test_shutdown.py).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
     if not url:
@@ -268,10 +277,6 @@ async def run(settings: Settings, *, announce: Any = print) -> int:
 
             web = WebServer.beside(service)
             announce(f"Supervisor web view on http://{settings.web_host}:{await web.start()}/")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutdown_requested")
         if web is not None:
