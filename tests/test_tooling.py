@@ -1,4 +1,5 @@
-"""The build tooling: protobuf generation (scripts/proto.sh) and the deploy files."""
+"""The build tooling: protobuf generation (scripts/proto.sh) and the Dockerfile (deploy/; the
+compose file and the Kubernetes manifests are tested in tests/deploy)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,27 +87,6 @@ def test_regenerating_drops_modules_of_deleted_protos(layout: Path) -> None:
     (layout / "proto" / "omniroute" / "v1" / "routing.proto").unlink()
     subprocess.run(["bash", "scripts/proto.sh"], cwd=layout, env=env, check=True)
     assert not (layout / "router" / "pb" / "omniroute" / "v1" / "routing_pb2.py").exists()
-
-
-def _compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
-    return loaded
-
-
-def test_compose_runs_two_routers_on_one_durable_redis() -> None:
-    services = _compose()["services"]
-    assert services["redis"]["image"] == "redis:7.2"
-    redis_command = " ".join(services["redis"]["command"])
-    for setting in ("--appendonly yes", "--maxmemory-policy noeviction", "requirepass"):
-        assert setting in redis_command
-    routers = {name: services[name] for name in ("router-1", "router-2")}
-    assert {r["ports"][0] for r in routers.values()} == {
-        "127.0.0.1:50051:50051",
-        "127.0.0.1:50052:50051",
-    }
-    for router in routers.values():
-        assert router["environment"]["REDIS_URL"].endswith("@redis:6379/0")
-        assert router["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_dockerfile_runs_omniroute_serve_as_a_non_root_user() -> None:
