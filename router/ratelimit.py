@@ -21,6 +21,7 @@ is recorded at once, the next ones are counted and written as one record at most
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections import Counter
@@ -179,8 +180,10 @@ class _Tenant:
     bucket: TokenBucket | None
     loaded_at: float
     refreshing: bool = False
+    read_seq: int = 0  # the read whose figure is in force (an older read lands late: ignored)
     # refusals not yet in an audit record
     refused: Counter[str] = field(default_factory=Counter)
+    refused_under: Limit = UNLIMITED
     actor: str = ""
     first_refused_at: float = 0.0
     audited_at: float = -math.inf
@@ -209,6 +212,7 @@ class TenantLimiter:
         self._tenants: dict[TenantId, _Tenant] = {}
         self._loading: dict[TenantId, asyncio.Future[_Tenant]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reads = itertools.count(1)
 
     async def admit(self, tenant: TenantId, actor: str, method: str) -> Denial | None:
         """None when the call may go on; a Denial (counted for the audit) when not."""
@@ -233,10 +237,9 @@ class TenantLimiter:
         return None if entry is None else entry.limit
 
     def forget(self, tenant: TenantId) -> None:
-        """The tenant's figure changed: read it again now (a notice listener)."""
-        entry = self._tenants.get(tenant)
-        if entry is not None and not entry.refreshing:
-            entry.refreshing = True
+        """The tenant's figure changed: read it again now (a notice listener), even while a
+        periodic read is under way, which may have read the figure before the change."""
+        if tenant in self._tenants:
             self._spawn(self._refresh(tenant))
 
     async def close(self) -> None:
@@ -259,12 +262,12 @@ class TenantLimiter:
         return await asyncio.shield(future)
 
     async def _load(self, tenant: TenantId) -> _Tenant:
-        limit = await self._read(tenant)
-        return self._apply(tenant, limit)
+        seq = next(self._reads)
+        return self._apply(tenant, await self._read(tenant), seq)
 
     async def _refresh(self, tenant: TenantId) -> None:
-        limit = await self._read(tenant)
-        self._apply(tenant, limit)
+        seq = next(self._reads)
+        self._apply(tenant, await self._read(tenant), seq)
 
     async def _read(self, tenant: TenantId) -> Limit:
         try:
@@ -275,19 +278,24 @@ class TenantLimiter:
             entry = self._tenants.get(tenant)
             return entry.limit if entry is not None else self.default
 
-    def _apply(self, tenant: TenantId, limit: Limit) -> _Tenant:
+    def _apply(self, tenant: TenantId, limit: Limit, seq: int) -> _Tenant:
         now = self._clock()
         entry = self._tenants.get(tenant)
         if entry is None:
-            entry = _Tenant(limit, None if limit.is_unlimited else TokenBucket(limit, now), now)
+            bucket = None if limit.is_unlimited else TokenBucket(limit, now)
+            entry = _Tenant(limit, bucket, now, read_seq=seq)
             self._tenants[tenant] = entry
             return entry
+        entry.refreshing = False
+        if seq < entry.read_seq:  # a newer read was applied already
+            return entry
+        entry.read_seq = seq
         if limit != entry.limit:
             kept = entry.bucket.tokens(now) if entry.bucket is not None else None
             entry.bucket = None if limit.is_unlimited else TokenBucket(limit, now, kept)
             log.info("rate_limit_changed", tenant=tenant, before=str(entry.limit), after=str(limit))
             entry.limit = limit
-        entry.loaded_at, entry.refreshing = now, False
+        entry.loaded_at = now
         return entry
 
     # --- audit --------------------------------------------------------------------------
@@ -298,7 +306,7 @@ class TenantLimiter:
         if not entry.refused:
             entry.first_refused_at = now
         entry.refused[method] += 1
-        entry.actor = actor
+        entry.refused_under, entry.actor = entry.limit, actor
         if entry.flush_due:
             return
         entry.flush_due = True
@@ -319,9 +327,9 @@ class TenantLimiter:
         replica = f" on replica {self._replica}" if self._replica else ""
         after = (
             f"refused {total} calls in {span_s:.1f} s{replica} over the rate limit "
-            f"({entry.limit}): {methods}"
+            f"({entry.refused_under}): {methods}"
         )
-        log.warning("rate_limited", tenant=tenant, refused=total, limit=str(entry.limit))
+        log.warning("rate_limited", tenant=tenant, refused=total, limit=str(entry.refused_under))
         try:
             await self._store.append_audit(
                 tenant, entry.actor, "rate_limited", f"tenants/{tenant}", "", after

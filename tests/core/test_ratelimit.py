@@ -3,7 +3,9 @@ refusal it becomes on the wire."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+from typing import Any
 
 import google.rpc.error_details_pb2 as error_details_pb2
 import google.rpc.status_pb2 as status_pb2
@@ -12,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.domain import TenantId
-from router.ratelimit import UNLIMITED, Denial, Limit, TokenBucket
+from router.ratelimit import UNLIMITED, Denial, Limit, TenantLimiter, TokenBucket
 
 rates = st.floats(min_value=0.1, max_value=1000)
 bursts = st.integers(min_value=1, max_value=200)
@@ -94,3 +96,99 @@ def test_a_denial_names_the_tenant_and_carries_retry_info() -> None:
         "acme",
         "100",
     )
+
+
+class FakeStore:
+    """Figures in a dict; each read can be held until released; audit records in a list."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.audit: list[tuple[str, ...]] = []
+        self.hold: asyncio.Event | None = None
+        self.fail = False
+
+    async def get_rate_limit(self, tenant: TenantId) -> dict[str, Any] | None:
+        figure = self.figures.get(tenant)  # what the read sees is fixed when it starts
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.fail:
+            raise ConnectionError("store down")
+        return figure
+
+    async def append_audit(
+        self, tenant: TenantId, actor: str, action: str, target: str, before: str, after: str
+    ) -> None:
+        self.audit.append((tenant, actor, action, target, before, after))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+T = TenantId("acme")
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_read_that_lands_late_does_not_undo_a_newer_figure() -> None:
+    store, clock = FakeStore(), Clock()
+    limiter = TenantLimiter(UNLIMITED, store, refresh_s=10, clock=clock)
+    assert await limiter.admit(T, "k", "m") is None
+    store.hold = asyncio.Event()
+    clock.now += 11
+    await limiter.admit(T, "k", "m")  # a periodic read starts: it sees no figure
+    await settle()
+    store.figures[T] = Limit(1.0, 1).record()
+    limiter.forget(T)  # the notice of the change: a second read, which sees the figure
+    await settle()
+    store.hold.set()
+    await settle()
+    assert limiter.limit_of(T) == Limit(1.0, 1)
+    clock.now += 11  # and periodic reads go on
+    store.figures[T] = Limit(2.0, 2).record()
+    store.hold = None
+    await limiter.admit(T, "k", "m")
+    await settle()
+    assert limiter.limit_of(T) == Limit(2.0, 2)
+    await limiter.close()
+
+
+async def test_a_store_that_fails_leaves_the_figure_in_force_and_calls_going() -> None:
+    store, clock = FakeStore(), Clock()
+    store.figures[T] = Limit(1.0, 5).record()
+    limiter = TenantLimiter(UNLIMITED, store, refresh_s=10, clock=clock)
+    assert await limiter.admit(T, "k", "m") is None
+    store.fail = True
+    clock.now += 11
+    assert await limiter.admit(T, "k", "m") is None
+    await settle()
+    assert limiter.limit_of(T) == Limit(1.0, 5)
+    fresh = TenantLimiter(Limit(3.0, 3), store, clock=clock)
+    assert await fresh.admit(TenantId("other"), "k", "m") is None  # the default, unread
+    assert fresh.limit_of(TenantId("other")) == Limit(3.0, 3)
+    await limiter.close()
+
+
+async def test_refusals_are_written_with_the_limit_that_refused_them() -> None:
+    store, clock = FakeStore(), Clock()
+    store.figures[T] = Limit(0.001, 1).record()
+    limiter = TenantLimiter(UNLIMITED, store, audit_every_s=10, clock=clock)
+    assert await limiter.admit(T, "tenants/acme/apiKeys/k1", "A/B") is None
+    for _ in range(3):
+        assert await limiter.admit(T, "tenants/acme/apiKeys/k1", "A/B") is not None
+        await settle()  # the first refusal is written at once, the others wait their turn
+    del store.figures[T]
+    limiter.forget(T)
+    await settle()
+    assert limiter.limit_of(T) is UNLIMITED
+    await limiter.close()
+    assert [r[2] for r in store.audit] == ["rate_limited", "rate_limited"]
+    assert "refused 1 calls" in store.audit[0][5] and "refused 2 calls" in store.audit[1][5]
+    assert all("0.001 calls/s, burst 1" in r[5] and "A/B x" in r[5] for r in store.audit)
