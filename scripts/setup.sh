@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up a machine for Omniroute, fresh or not: redis-server, the .venv with the project and
-# its dev tools, the generated protobuf code, and buf (from npm) for proto lint. Idempotent;
-# `make install` runs it, and so do `make test` and `make demo`. Meant for Debian, as root
-# (as CI runs it) or with passwordless sudo; elsewhere it skips what it cannot install.
+# its dev tools, checkov in .venv-checkov, the generated protobuf code, and buf (from npm) for
+# proto lint. Idempotent; `make install` runs it, and so do `make test` and `make demo`.
+# Meant for Debian, as root (as CI runs it) or with passwordless sudo; elsewhere it skips
+# what it cannot install.
 #   PYTHON  interpreter used to create .venv when missing (default python3; 3.11 or newer)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,6 +75,23 @@ fi
 quietly .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[dev]' ||
     fail "pip install -e '.[dev]' failed (output above)"
 note "installed omniroute and its dev tools into .venv"
+
+step "checkov, for the Kubernetes manifests' policy test (.venv-checkov)"
+# Its own virtualenv: checkov pins packaging<24, networkx<2.7 and boto3 exactly, which would
+# downgrade packages of .venv. tests/deploy/test_manifests.py runs .venv-checkov/bin/checkov.
+CHECKOV_VERSION=3.3.30
+if [[ ! -x .venv-checkov/bin/python ]]; then
+    quietly .venv/bin/python -m venv .venv-checkov || fail "could not create .venv-checkov"
+fi
+checkov_installed() {
+    .venv-checkov/bin/python -c 'import importlib.metadata as m; print(m.version("checkov"))' \
+        2>/dev/null || true
+}
+if [[ $(checkov_installed) != "$CHECKOV_VERSION" ]]; then
+    quietly .venv-checkov/bin/python -m pip install --disable-pip-version-check -q \
+        "checkov==$CHECKOV_VERSION" || fail "pip install checkov==$CHECKOV_VERSION failed"
+fi
+note "checkov $(checkov_installed) in .venv-checkov"
 
 step "chromium, for the web view's browser tests (driven by Playwright from PyPI)"
 if command -v chromium >/dev/null; then
