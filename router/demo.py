@@ -413,7 +413,8 @@ def main(argv: Sequence[str] | None = None, *, configure_logging: bool = True) -
         print(f"omniroute demo: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:
-        detail = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.Call) else str(exc)
+        call = isinstance(exc, grpc.Call | grpc.aio.AioRpcError)
+        detail = f"{exc.code().name}: {exc.details()}" if call else str(exc)
         print(f"omniroute demo: {detail}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
