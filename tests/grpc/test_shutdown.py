@@ -27,7 +27,7 @@ from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import agent_service_pb2_grpc as agent_grpc
 from tests.grpc.conftest import Api, OfferStream
 
-GRACE_S = 3.0
+GRACE_S = 4.0
 #: What stopping may take beyond the grace: the routing loops, Redis, the interpreter.
 STOP_MARGIN_S = 3.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
