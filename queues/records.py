@@ -44,6 +44,17 @@ class ContactRecord:
     attributes: Mapping[str, str] = field(default_factory=dict)
     #: W3C traceparent of the submit's span ('' when it was not traced).
     trace_parent: str = ""
+    #: The bot that escalated it to people (None: no bot did), when, and its summary.
+    escalated_by: AgentId | None = None
+    escalated_ms: int = 0
+    bot_summary: str = ""
+    #: The customer asked to be called back: when, and the time chosen (0: when the
+    #: contact's turn comes).
+    callback: bool = False
+    callback_requested_ms: int = 0
+    callback_ms: int = 0
+    #: The customer's satisfaction reported on completion, 1-5 (0: none).
+    satisfaction: int = 0
 
     @property
     def id(self) -> ContactId:
@@ -53,7 +64,7 @@ class ContactRecord:
 
 def contact_fields(contact: Contact, identities: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Hash fields of a new contact (the enqueue script adds arrival, order and status)."""
-    return {
+    fields = {
         "ch": contact.channel.value,
         "issue": contact.issue,
         "prio": str(contact.priority),
@@ -65,6 +76,9 @@ def contact_fields(contact: Contact, identities: tuple[tuple[str, str], ...]) ->
         "known": ",".join(contact.known_agent_ids),
         "repeat": contact.repeat,
     }
+    if contact.bot_first:
+        fields["bot"] = "1"
+    return fields
 
 
 def _int(fields: Mapping[str, str], name: str) -> int:
@@ -89,6 +103,7 @@ def parse_contact(contact_id: str, fields: Mapping[str, str]) -> ContactRecord:
         known_agent_ids=tuple(AgentId(a) for a in known.split(",") if a),
         declined_by=tuple(AgentId(a) for a in declined.split(",") if a),
         repeat=fields.get("repeat", ""),
+        bot_first=fields.get("bot") == "1",
     )
     ids = json.loads(fields.get("ids") or "[]")
     return ContactRecord(
@@ -107,6 +122,13 @@ def parse_contact(contact_id: str, fields: Mapping[str, str]) -> ContactRecord:
         identities=tuple((str(k), str(v)) for k, v in ids),
         attributes=json.loads(fields.get("attrs") or "{}"),
         trace_parent=fields.get("tp", ""),
+        escalated_by=AgentId(fields["esc_bot"]) if fields.get("esc_bot") else None,
+        escalated_ms=_int(fields, "esc_ms"),
+        bot_summary=fields.get("esc_sum", ""),
+        callback=fields.get("cb") == "1",
+        callback_requested_ms=_int(fields, "cb_req_ms"),
+        callback_ms=_int(fields, "cb_ms"),
+        satisfaction=_int(fields, "csat"),
     )
 
 
@@ -176,6 +198,7 @@ def rule_to_json(rule: Rule) -> str:
                 "idle_horizon_s": w.idle_horizon_s,
             },
             "require_language": rule.require_language,
+            "bot_first": rule.bot_first,
         },
         sort_keys=True,
     )
@@ -224,6 +247,7 @@ def rule_from_json(raw: str) -> Rule:
         repeat_window_s=float(repeat.get("window_s", 86_400.0)),
         repeat_priority_boost=int(repeat.get("priority_boost", 0)),
         repeat_min_proficiency=int(repeat.get("min_proficiency", 0)),
+        bot_first=bool(d.get("bot_first", False)),
     )
 
 
@@ -239,6 +263,10 @@ class HistoryItem:
     note: str
     status: str
     time_ms: int
+    #: Handled by a bot (the note is its conversation's summary).
+    bot: bool = False
+    #: The customer's satisfaction, 1-5 (0: none reported).
+    satisfaction: int = 0
 
 
 def history_entry(
@@ -269,4 +297,6 @@ def parse_history(raw: str) -> HistoryItem:
         note=d.get("note", ""),
         status=d.get("status", ContactStatus.COMPLETED.value),
         time_ms=int(d.get("time_ms", 0)),
+        bot=bool(d.get("bot", False)),
+        satisfaction=int(d.get("csat", 0)),
     )

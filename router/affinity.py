@@ -67,6 +67,7 @@ def _qualifies(
     agent = floor.get(agent_id)
     return (
         agent is not None
+        and not agent.is_bot  # a bot in the history (it escalated) is nobody to wait for
         and agent_id not in declined
         and agent.state is not AgentState.SIGNED_OUT
         and has_skills(agent, required)

@@ -14,11 +14,19 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from router.domain import MAX_PRIORITY, MAX_PROFICIENCY, Agent, AgentId, Channel, Contact
+from router.domain import (
+    MAX_PRIORITY,
+    MAX_PROFICIENCY,
+    Agent,
+    AgentId,
+    AgentKind,
+    Channel,
+    Contact,
+)
 from router.rules import Rule, RuleBook, Weights, default_rule
-from router.scoring import Score, reversed_id, score
+from router.scoring import Score, has_skills, reversed_id, score
 
 #: What the scoring loop of `pick_agent` reads of one agent, kept by `Floor` per change of
 #: the agent so that the loop does no attribute walk, sum or string work per candidate:
@@ -53,10 +61,14 @@ class Decision:
 
 
 class Floor:
-    """One tenant's agents, indexed by skill and availability. In-memory, no I/O."""
+    """One tenant's agents, indexed by skill and availability. In-memory, no I/O.
+
+    Bots are kept apart (`bots`): they take only contacts sent to a bot first, through
+    `pick_bot`, so the indexes, the candidates and iteration hold people only."""
 
     def __init__(self, agents: Iterable[Agent] = ()) -> None:
         self._agents: dict[AgentId, Agent] = {}
+        self._bots: dict[AgentId, Agent] = {}
         self._by_skill: defaultdict[str, set[AgentId]] = defaultdict(set)
         self._available: set[AgentId] = set()
         #: Available agents with a free slot on the channel: the only ones `pick_agent`
@@ -71,6 +83,9 @@ class Floor:
 
     def put(self, agent: Agent) -> None:
         """Add `agent`, or replace the agent with the same id."""
+        if agent.kind is AgentKind.BOT:
+            self._bots[agent.id] = agent  # a kind is immutable: never among the people
+            return
         old = self._agents.get(agent.id)
         if old is not None and old.skills is not agent.skills:
             for skill in old.skills:
@@ -111,6 +126,7 @@ class Floor:
 
     def remove(self, agent_id: AgentId) -> None:
         """Forget an agent (no error if unknown)."""
+        self._bots.pop(agent_id, None)
         old = self._agents.pop(agent_id, None)
         if old is not None:
             for skill in old.skills:
@@ -122,19 +138,26 @@ class Floor:
         self._unordered.discard(agent_id)
 
     def get(self, agent_id: AgentId) -> Agent | None:
-        """The agent with this id, if known."""
-        return self._agents.get(agent_id)
+        """The agent (person or bot) with this id, if known."""
+        agent = self._agents.get(agent_id)
+        return agent if agent is not None or not self._bots else self._bots.get(agent_id)
 
     def __iter__(self) -> Iterator[Agent]:
+        """The people (bots: `bots`)."""
         return iter(self._agents.values())
 
     def __len__(self) -> int:
         return len(self._agents)
 
+    def bots(self) -> list[Agent]:
+        """The bots, in id order."""
+        return [self._bots[b] for b in sorted(self._bots)] if self._bots else []
+
     @property
     def available_count(self) -> int:
-        """Agents who said they may receive offers."""
-        return len(self._available)
+        """Agents (people and bots) who said they may receive offers."""
+        bots = sum(1 for b in self._bots.values() if b.is_available) if self._bots else 0
+        return len(self._available) + bots
 
     def candidates(self, required: Mapping[str, int]) -> list[Agent]:
         """Available agents holding every required skill at some level (levels and
@@ -185,6 +208,10 @@ class Floor:
 
     def reserve(self, agent_id: AgentId, channel: Channel, now: float) -> None:
         """Count one more contact of `channel` in the agent's hand; it was just offered."""
+        bot = self._bots.get(agent_id)
+        if bot is not None:
+            self._bots[agent_id] = replace(bot.with_load(channel, 1), idle_since=now)
+            return
         agent = self._agents[agent_id]
         load = dict(agent.load)
         load[channel] = load.get(channel, 0) + 1
@@ -192,6 +219,10 @@ class Floor:
 
     def release(self, agent_id: AgentId, channel: Channel) -> None:
         """One contact of `channel` left the agent's hand."""
+        bot = self._bots.get(agent_id)
+        if bot is not None:
+            self._bots[agent_id] = bot.with_load(channel, -1)
+            return
         agent = self._agents.get(agent_id)
         if agent is None:
             return
@@ -279,6 +310,37 @@ def pick_agent(
     last: they get it again only when nobody else can take it."""
     held = _held_on(taken, contact.channel) if taken else None
     return _pick(contact, floor, rule, now, held)
+
+
+def pick_bot(contact: Contact, floor: Floor, rule: Rule, now: float) -> Decision | None:
+    """The bot for a contact sent to a bot first, or None when no bot can take it: an
+    available bot that serves the contact's channel and meets every requirement. Bots have
+    no capacity limit, so no slot is counted per round; the best score wins (its occupancy
+    component spreads contacts over bots), then the smallest id."""
+    bots = floor.bots()
+    if not bots:
+        return None
+    required = rule.requirements(contact, now)
+    holding = [b for b in bots if b.is_available and has_skills(b, required)]
+    pool = [b for b in holding if b.free_slots(contact.channel) > 0]
+    if not pool:
+        return None
+    ranked = sorted(
+        ((score(b, contact, required, rule.weights, now), b) for b in pool),
+        key=lambda entry: (-round(entry[0].total, 9), entry[1].id),
+    )
+    best_score, best = ranked[0]
+    runner = (ranked[1][1].id, ranked[1][0]) if len(ranked) > 1 else None
+    return Decision(
+        contact=contact,
+        agent=best,
+        score=best_score,
+        considered=len(holding),
+        eligible=len(pool),
+        runner_up=runner,
+        step=rule.step_at(contact.waited_s(now)),
+        required=required,
+    )
 
 
 def _held_on(taken: Mapping[tuple[AgentId, Channel], int], channel: Channel) -> dict[AgentId, int]:

@@ -72,6 +72,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "ContactService/WatchQueueFigures": _READ_FIGURES,
     "ContactService/GetCustomer": frozenset({_P, _S, _AD}),
     "ContactService/LookupCustomer": frozenset({_P, _S, _AD}),
+    "ContactService/EscalateContact": frozenset({_P, _AD}),
+    "ContactService/RequestCallback": frozenset({_P, _AD}),
     "AgentService/SignIn": _AGENT_CALLS,
     "AgentService/SignOut": _AGENT_CALLS | _SUPERVISE,
     "AgentService/SetAgentState": _AGENT_CALLS | _SUPERVISE,

@@ -16,7 +16,9 @@ from queues.records import ContactRecord, HistoryItem
 from router.auth import TENANT_RE, Role
 from router.domain import (
     MAX_PRIORITY,
+    MAX_SATISFACTION,
     MIN_PRIORITY,
+    MIN_SATISFACTION,
     Agent,
     AgentId,
     AgentKind,
@@ -258,7 +260,17 @@ def contact_to_pb(tenant: TenantId, r: ContactRecord) -> pb.Contact:
         note=r.note,
         offer_token=r.token,
         answer_target=duration(r.target_ms / 1000),
+        bot_first=c.bot_first,
+        satisfaction=r.satisfaction,
     )
+    if r.escalated_by:
+        msg.escalation.bot = f"tenants/{tenant}/agents/{r.escalated_by}"
+        msg.escalation.summary = r.bot_summary
+        _set_time(msg.escalation.escalate_time, r.escalated_ms)
+    if r.callback:
+        _set_time(msg.callback.request_time, r.callback_requested_ms)
+        _set_time(msg.callback.callback_time, r.callback_ms)
+        msg.callback.SetInParent()
     for field, ms in (
         ("create_time", int(c.arrived_at * 1000)),
         ("offer_time", r.offered_ms),
@@ -271,6 +283,12 @@ def contact_to_pb(tenant: TenantId, r: ContactRecord) -> pb.Contact:
     return msg
 
 
+def _set_time(field: Timestamp, ms: int) -> None:
+    """Set a Timestamp field from epoch milliseconds (0 leaves it unset)."""
+    if ms:
+        field.FromMilliseconds(ms)
+
+
 def history_to_pb(tenant: TenantId, h: HistoryItem) -> pb.HistoryEntry:
     """One history entry."""
     msg = pb.HistoryEntry(
@@ -281,6 +299,8 @@ def history_to_pb(tenant: TenantId, h: HistoryItem) -> pb.HistoryEntry:
         outcome=OUTCOME_PB.get(h.outcome, pb.OUTCOME_UNSPECIFIED),
         note=h.note,
         state=CONTACT_STATE_PB.get(ContactStatus(h.status), pb.CONTACT_STATE_UNSPECIFIED),
+        bot=h.bot,
+        satisfaction=h.satisfaction,
     )
     ts = timestamp(h.time_ms)
     if ts is not None:
@@ -333,6 +353,22 @@ def outcome(field: str, value: int) -> str:
 def note(field: str, value: str) -> str:
     """A completion note."""
     return _text(field, value, MAX_NOTE)
+
+
+def satisfaction(field: str, value: int) -> int:
+    """A customer satisfaction score, 1-5."""
+    if not MIN_SATISFACTION <= value <= MAX_SATISFACTION:
+        raise InvalidArgument(
+            field, f"must be {MIN_SATISFACTION}..{MAX_SATISFACTION} when set, got {value}"
+        )
+    return value
+
+
+def instant(field: str, t: Timestamp) -> float:
+    """A Timestamp as seconds since the epoch, refused unless it is a valid time."""
+    if not 0 <= t.nanos < 1_000_000_000 or not 0 < t.seconds < 253_402_300_800:  # year 9999
+        raise InvalidArgument(field, "must be a valid time (seconds since 1970, nanos 0..1e9)")
+    return t.seconds + t.nanos / 1e9
 
 
 def token(field: str, value: int) -> int:
@@ -480,6 +516,7 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
         repeat_window_s=seconds("routing_rule.repeat_contacts.window", repeat.window) or 86_400.0,
         repeat_priority_boost=repeat.priority_boost,
         repeat_min_proficiency=repeat.min_proficiency,
+        bot_first=msg.bot_first,
     )
 
 
@@ -559,6 +596,7 @@ def rule_to_pb(tenant: TenantId, r: Rule) -> pb.RoutingRule:
             priority_boost=r.repeat_priority_boost,
             min_proficiency=r.repeat_min_proficiency,
         ),
+        bot_first=r.bot_first,
     )
 
 

@@ -21,6 +21,13 @@ MIN_PROFICIENCY = 1
 MAX_PROFICIENCY = 5
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
+#: Free slots a bot has on a channel it serves: bots have no capacity limit.
+BOT_SLOTS = 1_000_000
+#: Customer satisfaction scores reported with outcomes.
+MIN_SATISFACTION = 1
+MAX_SATISFACTION = 5
+#: How far ahead a customer may choose a callback time (seconds).
+MAX_CALLBACK_AHEAD_S = 7 * 86_400
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 
@@ -102,9 +109,18 @@ class Agent:
         """Has the agent said they may receive offers?"""
         return self.state is AgentState.AVAILABLE
 
+    @property
+    def is_bot(self) -> bool:
+        """Is the agent a bot (served by the platform, no capacity limit)?"""
+        return self.kind is AgentKind.BOT
+
     def free_slots(self, channel: Channel) -> int:
-        """Contacts of `channel` the agent could still take on."""
-        return max(0, self.capacity.get(channel, 0) - self.load.get(channel, 0))
+        """Contacts of `channel` the agent could still take on (a bot: without limit on
+        the channels it serves)."""
+        capacity = self.capacity.get(channel, 0)
+        if self.kind is AgentKind.BOT:
+            return BOT_SLOTS if capacity > 0 else 0
+        return max(0, capacity - self.load.get(channel, 0))
 
     @property
     def occupancy(self) -> float:
@@ -159,6 +175,9 @@ class Contact:
     repeat: str = ""
     #: Queue state for relaxation steps that trigger on it (None: waiting time only).
     signals: QueueSignals | None = None
+    #: Its rule sends it to a bot first and no bot has handed it on yet: only bots may take
+    #: it (people too while no bot can; ``router.policy.decide``).
+    bot_first: bool = False
 
     def waited_s(self, now: float) -> float:
         """Seconds the contact has waited at `now` (never negative)."""

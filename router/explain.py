@@ -43,10 +43,11 @@ def summary(decision: Decision, *, joint: bool = False, hold: Hold | None = None
     need = ", ".join(f"{s}>={lvl}" for s, lvl in sorted(decision.required.items()))
     how = "; joint" if joint else ""
     held = f"; held for {hold.kind}" if hold else ""
+    bot = "; bot first" if decision.agent.is_bot else ""
     return (
         f"score {decision.score.total:.3f} ({parts}); {decision.eligible} eligible of "
         f"{decision.considered} considered{runner}; {step}; required {need or 'nothing'}"
-        f"{how}{held}"
+        f"{how}{held}{bot}"
     )
 
 
@@ -74,7 +75,10 @@ def explanation(
     required = decision.required
     candidates: list[dict[str, Any]] = []
     if top > 0:
-        pool = floor.open_candidates(required, contact.channel)[1]
+        if decision.agent.is_bot:
+            pool = [b for b in floor.bots() if b.free_slots(contact.channel) > 0]
+        else:
+            pool = floor.open_candidates(required, contact.channel)[1]
         if hold is not None:
             pool = [a for a in pool if a.id in hold.agents]
         scored = []

@@ -2,6 +2,9 @@
 
 Pure. `decide` is what the live pass (``router.dispatch``) and the simulator call:
 
+0. Contacts sent to a **bot first** (``Contact.bot_first``) go to a bot
+   (``router.assign.pick_bot``; bots have no capacity limit, so they never compete); one no
+   bot can take now is decided with the others below, by people.
 1. Contacts **held** for their preferred agents (``router.affinity``) are decided first,
    in queue order, each among its preferred agents only (``pick_agent`` over a floor of
    those agents, counting the slots already handed out).
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from router.affinity import Hold, hold_for
-from router.assign import Decision, Floor, assign, pick_agent, queue_rank, rule_for
+from router.assign import Decision, Floor, assign, pick_agent, pick_bot, queue_rank, rule_for
 from router.domain import Agent, AgentId, Channel, Contact, ContactId
 from router.joint import joint_assign
 from router.rules import RuleBook
@@ -91,19 +94,28 @@ def decide(
 ) -> list[Routed]:
     """Decisions for `contacts` at `now` (see the module docstring). Leaves `floor` as it
     found it."""
+    routed: list[Routed] = []
+    people: list[Contact] = []
+    for contact in contacts:
+        to_bot = None
+        if contact.bot_first:
+            to_bot = pick_bot(contact, floor, rule_for(rules, contact.issue), now)
+        if to_bot is not None:
+            routed.append(Routed(to_bot))
+        else:
+            people.append(contact)
     holds: dict[ContactId, Hold] = {}
     free: list[Contact] = []
-    for contact in contacts:
+    for contact in people:
         hold = hold_for(contact, rule_for(rules, contact.issue), floor, now)
         if hold is None:
             free.append(contact)
         else:
             holds[contact.id] = hold
-    routed: list[Routed] = []
     taken: Counter[tuple[AgentId, Channel]] = Counter()
     if holds:
         held = sorted(
-            (c for c in contacts if c.id in holds),
+            (c for c in people if c.id in holds),
             key=lambda c: queue_rank(c, rule_for(rules, c.issue)),
         )
         for contact in held:

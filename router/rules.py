@@ -123,6 +123,9 @@ class Rule:
     repeat_priority_boost: int = 0
     #: Minimum proficiency of every required skill for a repeat contact (0: none).
     repeat_min_proficiency: int = 0
+    #: New contacts go to a bot first (an agent of kind bot holding the requirements);
+    #: what it cannot solve it escalates to people (``Contact.bot_first``).
+    bot_first: bool = False
 
     def steps_in_force(self, waited_s: float, signals: QueueSignals | None = None) -> list[int]:
         """Indexes of the relaxation steps that apply after `waited_s` with `signals`."""

@@ -2,7 +2,8 @@
 -- cancelled it). It leaves the queue or the agent's hand and enters the history.
 -- KEYS: 1 contact, 2 queue, 3 view, 4 offers, 5 stats (today), 6 agent load, 7 agent
 --       contacts (of the agent it is offered to; any key of the tenant when queued),
---       8 customer history (any key of the tenant when no customer)
+--       8 customer history (any key of the tenant when no customer), 9 callbacks (a
+--       callback waiting for its time leaves them)
 -- ARGV: 1 contact id, 2 agent id the caller saw offered ('' when queued), 3 reason,
 --       4 events channel, 5 stats field prefix 'issue:channel:', 6 history entry JSON,
 --       7 history length kept, 8 '1' if the contact has a customer
@@ -34,6 +35,7 @@ if c[1] == 'offered' then
 else
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[9], id)
 end
 redis.call('HSET', KEYS[1], 'status', 'abandoned', 'closed_ms', int(now), 'outcome', '',
   'note', ARGV[3])

@@ -6,7 +6,9 @@
 --       field tp; '' or absent: none)
 -- returns {1, contact id, arrived ms} queued; {0, contact id} the same request again (first
 -- answer); {-1} idempotency key reused with another payload. Running it twice changes
--- nothing more. Queue order: (9 - priority) * 1e13 + arrival ms + target ms (lowest first).
+-- nothing more. Queue order: (9 - priority) * 1e13 + arrival ms + target ms (lowest first);
+-- a contact for a bot first (field bot = '1') 1e15 less, in front: bots have no capacity
+-- limit, so it holds nobody up (escalate.lua gives it its place among people).
 local id = ARGV[1]
 if ARGV[5] ~= '' then
   local seen = redis.call('GET', KEYS[5])
@@ -25,6 +27,9 @@ local now = now_ms()
 local target = tonumber(ARGV[4])
 local qscore = (9 - tonumber(ARGV[3])) * 1e13 + now + target
 local fields = cjson.decode(ARGV[2])
+if fields['bot'] == '1' then
+  qscore = qscore - 1e15
+end
 local args = {}
 for k, v in pairs(fields) do
   args[#args + 1] = k

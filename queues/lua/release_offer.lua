@@ -6,11 +6,13 @@
 -- ARGV: 1 contact id, 2 agent id, 3 token, 4 why: declined|expired|withdrawn,
 --       5 offers missed in a row before the agent is set away (0 = never), 6 events channel,
 --       7 audit max length
+-- Its wait is shown from since_ms when set (escalated by a bot, or a callback whose time
+-- came), else from its arrival.
 -- returns {1, missed} released (also when repeated with the same token); {-4} no such
 -- contact; {-3, status} not this agent's current offer; {-6} 'expired' before the deadline.
 local id, agent, token, why = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local c = redis.call('HMGET', KEYS[1], 'status', 'agent', 'token', 'deadline_ms', 'ch',
-  'qscore', 'arrived_ms', 'released', 'declined')
+  'qscore', 'arrived_ms', 'released', 'declined', 'since_ms')
 if not c[1] then
   return {-4}
 end
@@ -29,7 +31,7 @@ if why == 'expired' and now < tonumber(c[4]) then
 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZADD', KEYS[3], c[6], id)
-redis.call('ZADD', KEYS[4], c[7], id)
+redis.call('ZADD', KEYS[4], c[10] or c[7], id)
 if tonumber(redis.call('HINCRBY', KEYS[6], c[5], -1)) < 0 then
   redis.call('HSET', KEYS[6], c[5], 0)
 end

@@ -47,6 +47,12 @@ def requests(tenant: str = "t1") -> dict[str, Any]:
         "ContactService/LookupCustomer": contact_pb.LookupCustomerRequest(
             parent=t, identity=pb.Identity(kind=pb.IDENTITY_KIND_PHONE, value="+1")
         ),
+        "ContactService/EscalateContact": contact_pb.EscalateContactRequest(
+            name=f"{t}/contacts/c1", token=1
+        ),
+        "ContactService/RequestCallback": contact_pb.RequestCallbackRequest(
+            name=f"{t}/contacts/c1"
+        ),
         "AgentService/SignIn": agent_pb.SignInRequest(name=ghost),
         "AgentService/SignOut": agent_pb.SignOutRequest(name=ghost),
         "AgentService/SetAgentState": agent_pb.SetAgentStateRequest(
