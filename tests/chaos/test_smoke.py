@@ -24,7 +24,8 @@ from router.chaos.harness import ChaosConfig, RunResult, run
 from router.chaos.nemesis import FaultQuota
 from router.chaos.report import render, write
 
-pytestmark = pytest.mark.slow
+# About 4 minutes on a quiet machine; a loaded one stretches the drain: a wide margin.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SMOKE = ChaosConfig(
     out_dir=Path("unused"),
