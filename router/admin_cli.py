@@ -160,6 +160,10 @@ def _rules(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="proficiency, idle, occupancy, affinity, idle_horizon, e.g. proficiency=2,idle=1",
     )  # fmt: skip
     p.add_argument("--require-language", action="store_true", help="need skill lang.{language}")
+    p.add_argument(
+        "--bot-first", action="store_true",
+        help="new contacts go to a bot first (an agent created with --bot); it escalates the rest",
+    )  # fmt: skip
     p.add_argument("--description", help="what the rule is for")
     _leaf(sub, "delete", cmd.rules_delete, "delete a rule").add_argument("issue")
 

@@ -213,6 +213,7 @@ def _rule_from_flags(ns: argparse.Namespace) -> pb.RoutingRule:
         answer_targets=ns.target or [],
         relaxation_steps=ns.step or [],
         require_language=ns.require_language,
+        bot_first=ns.bot_first,
     )
     if ns.weights is not None:
         rule.weights.CopyFrom(ns.weights)

@@ -170,6 +170,7 @@ _RULE_FIELDS = (
     "targets",
     "weights",
     "require_language",
+    "bot_first",
 )
 
 
@@ -292,11 +293,11 @@ def _rule(node: yaml.Node, field: str, issue: str | None) -> FileRule:
                     setattr(rule.weights, w, _number(amount, f"{where}.{w}", 0.0, 100.0))
                 else:
                     raise RulesFileError(_line(w_key), f"{where}.{w}", "unknown weight")
-        elif name == "require_language":
+        elif name in ("require_language", "bot_first"):
             text = _scalar(value, where).lower()
             if text not in ("true", "false", "yes", "no"):
                 raise RulesFileError(_line(value), where, "must be true or false")
-            rule.require_language = text in ("true", "yes")
+            setattr(rule, name, text in ("true", "yes"))
         else:
             raise RulesFileError(
                 _line(key), where, f"unknown field (one of {', '.join(_RULE_FIELDS)})"

@@ -165,6 +165,7 @@ def rule_table(r: pb.RoutingRule) -> Table:
         f"affinity {w.affinity:g}, idle horizon {seconds_text(w.idle_horizon)}",
     )
     table.add_row("language", "required" if r.require_language else "not required")
+    table.add_row("bot first", "yes: a bot, then people" if r.bot_first else "no")
     return table
 
 

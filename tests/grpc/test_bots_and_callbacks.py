@@ -7,11 +7,13 @@ is refused naming the field and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import redis.asyncio
+from structlog.testing import capture_logs
 
 from router.auth import Role
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
@@ -20,6 +22,7 @@ from router.pb.omniroute.v1 import resources_pb2 as pb
 from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
 from tests.grpc.conftest import Api, snapshot
 from tests.grpc.test_bad_input import refused
+from tests.grpc.test_cli import Cli
 from tests.grpc.test_end_to_end import accept, wait_until
 
 T1 = "tenants/t1"
@@ -374,3 +377,30 @@ async def test_a_satisfaction_outside_1_to_5_is_invalid(
     call = complete(api, offer, pb.OUTCOME_RESOLVED, score)
     message = await refused(aredis, call, INVALID, "satisfaction")
     assert str(score) in message
+
+
+# --- the supervisor command line --------------------------------------------------------------
+
+
+async def test_the_command_line_creates_a_bot_and_a_bot_first_rule(
+    api: Api, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cli = Cli(api.service.port, api.keys[("t1", Role.ADMIN)], capsys)
+    with capture_logs():  # the service's logs would otherwise mix with the command's output
+        await _command_line(cli, tmp_path)
+
+
+async def _command_line(cli: Cli, tmp_path: Path) -> None:
+    code, _, err = await cli("agents", "create", "faq", "--bot", "--skill", "billing=2",
+                             "--capacity", "chat=1")  # fmt: skip
+    assert code == 0, err
+    assert (await cli.json("agents", "show", "faq"))["kind"] == "AGENT_KIND_BOT"
+    code, _, err = await cli("rules", "put", "billing", "--skill", "billing=1", "--bot-first")
+    assert code == 0, err
+    assert "a bot, then people" in (await cli("rules", "show", "billing"))[1]
+    assert (await cli.json("rules", "show", "billing"))["botFirst"] is True
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  refunds:\n    skills: {billing: 1}\n    bot_first: yes\n")
+    code, _, err = await cli("rules", "put", "--file", str(path))
+    assert code == 0, err
+    assert (await cli.json("rules", "show", "refunds"))["botFirst"] is True
