@@ -4,7 +4,9 @@ logged INTERNAL.
 
 Health checking and reflection need no key and are never rate limited (probes and grpcurl
 use them as they are). The rate limit comes before the role check, so that a flood of
-refused calls cannot write an audit record each.
+refused calls cannot write an audit record each. A request whose bytes do not parse
+(invalid UTF-8 in a string, a truncated field) is refused with INVALID_ARGUMENT once its key
+is checked; left to gRPC it would end UNKNOWN.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 from grpc import StatusCode
 
 from queues.cluster import STORE_DOWN
@@ -47,6 +50,35 @@ def _secret(metadata: Any) -> str | None:
     return None
 
 
+class MalformedRequest:
+    """What a request whose bytes do not parse becomes, so that the call is refused with
+    INVALID_ARGUMENT after its key is checked instead of failing inside gRPC."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:  # invalid UTF-8 in a string, a truncated field, ...
+            return MalformedRequest(str(exc))
+
+    return parse
+
+
+async def _refuse_malformed(request: Any, context: Ctx) -> None:
+    if isinstance(request, MalformedRequest):
+        log.warning("rpc_malformed", problem=request.problem)
+        await context.abort(StatusCode.INVALID_ARGUMENT, f"request: {request.problem}")
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """API-key authentication and role check for every Omniroute RPC."""
 
@@ -73,13 +105,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -122,6 +154,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def wrapper(request: Any, context: Ctx) -> Any:
             principal = await self._admit(method, context)
             self._bind(method, principal)
+            await _refuse_malformed(request, context)
             token = current_principal.set(principal)
             started = time.perf_counter()
             try:
@@ -141,6 +174,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def wrapper(request: Any, context: Ctx) -> Any:
             principal = await self._admit(method, context)
             self._bind(method, principal)
+            await _refuse_malformed(request, context)
             token = current_principal.set(principal)
             try:
                 async for item in behavior(request, context):

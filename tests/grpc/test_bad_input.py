@@ -625,3 +625,31 @@ async def test_repeated_accept_returns_the_same_answer(floor: Api) -> None:
     assert first == second
     assert first.state == pb.CONTACT_STATE_ASSIGNED
     await stream.close()
+
+
+# --- bytes that do not parse (found by tests/grpc/test_fuzz.py) -----------------------------
+
+UNPARSABLE = {
+    "invalid UTF-8 in a string": b"\x0a\x02\xc3\x28",  # parent = bytes that are not UTF-8
+    "truncated field": b"\x0a\x05tena",
+    "field number 0": b"\x02\x01a",
+}
+
+
+@pytest.mark.parametrize("wire", UNPARSABLE.values(), ids=UNPARSABLE)
+async def test_request_bytes_that_do_not_parse_are_invalid_argument(
+    floor: Api, aredis: redis.asyncio.Redis, wire: bytes
+) -> None:
+    unary = floor.channel.unary_unary("/omniroute.v1.ContactService/SubmitContact")
+    call = unary(wire, metadata=floor.md(Role.PLATFORM))
+    await refused(aredis, call, INVALID, "request", "omniroute.v1.SubmitContactRequest")
+    stream = floor.channel.unary_stream("/omniroute.v1.AgentService/StreamOffers")
+    await refused(aredis, stream(wire, metadata=floor.md(Role.AGENT)).read(), INVALID, "request")
+
+
+async def test_unparsable_bytes_with_a_bad_key_are_unauthenticated_first(
+    floor: Api, aredis: redis.asyncio.Redis
+) -> None:
+    unary = floor.channel.unary_unary("/omniroute.v1.ContactService/SubmitContact")
+    call = unary(UNPARSABLE["truncated field"], metadata=(("authorization", "Bearer nope"),))
+    await refused(aredis, call, grpc.StatusCode.UNAUTHENTICATED)
