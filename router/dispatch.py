@@ -339,7 +339,7 @@ class TenantRouter:
             self._dirty_agents.clear()
             await self._reload(ids)
             known = set(ids)
-            for agent in list(self.floor):
+            for agent in [*self.floor, *self.floor.bots()]:
                 if agent.id not in known:
                     self.floor.remove(agent.id)
         elif self._dirty_agents:
