@@ -4,6 +4,7 @@ do for bots. Every script answers the same and changes nothing more when run twi
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import redis.asyncio
@@ -290,3 +291,34 @@ async def test_a_callback_is_refused_for_a_chat_and_once_offered(
     assert (await callback(state, "c1", 0)).values == ("offered",)
     assert (await callback(state, "nobody", 0)).code == -4
     assert await everything(aredis) == before
+
+
+async def test_escalate_racing_the_bots_completion_and_itself_ends_in_one_place(
+    redis_url: str, state: RedisState, aredis: redis.asyncio.Redis
+) -> None:
+    clients = [redis.asyncio.Redis.from_url(redis_url, decode_responses=True) for _ in range(4)]
+    try:
+        others = [RedisState(c) for c in clients]
+        await create_bot(state)
+        for round_ in range(20):
+            cid = f"r{round_}"
+            token = await held_by_bot(state, cid)
+            entry = {"contact": cid, "agent": "bot", "outcome": "resolved", "note": ""}
+            calls = [escalate(s, token, cid) for s in others[:3]]
+            calls.append(
+                others[3].complete(T, ContactId(cid), BOT, token, "resolved", "", entry, CU, DAY)
+            )
+            results = await asyncio.gather(*calls)
+            fields = await state.read_contact(T, ContactId(cid))
+            queued = await aredis.zscore(keys.queue(T), cid) is not None
+            if fields["status"] == "queued":  # escalated: every escalate says so, once queued
+                assert [r.code for r in results[:3]] == [1, 1, 1] and results[3].code == -3
+                assert queued and await aredis.zscore(keys.view(T, "billing", Channel.CHAT), cid)
+            else:  # completed first: every escalate refused, nothing queued
+                assert fields["status"] == "completed" and results[3].ok
+                assert all(r.code == -3 for r in results[:3]) and not queued
+            assert await aredis.hget(keys.agent_contacts(T, BOT), cid) is None
+        assert await load(aredis, "bot") == {"chat": 0}
+    finally:
+        for c in clients:
+            await c.aclose()
