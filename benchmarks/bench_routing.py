@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -99,6 +99,10 @@ class Plan:
     #: False: agents have capacity to spare and leave offers open, so what is measured is
     #: routing itself: submit, decide, reserve, offer delivered on the agent's stream.
     lifecycle: bool = False
+    #: True: every rule waits up to 20 s for the customer's last agent (history affinity)
+    #: and boosts repeat contacts; the server assigns jointly when contacts compete (its
+    #: default). False is the plain path only with OMNIROUTE_JOINT_ASSIGNMENT=off.
+    intelligence: bool = False
 
     @classmethod
     def quick(cls) -> Plan:
@@ -122,6 +126,8 @@ async def populate(url: str, plan: Plan) -> str:
         supervision = Supervision(RedisState(redis))
         for k in range(plan.skills):
             rule = Rule(issue=issue(k), skills={issue(k): 1 + k % 2})
+            if plan.intelligence:
+                rule = replace(rule, affinity_wait_s=20.0, repeat_priority_boost=1)
             await supervision.write_rule(TENANT, rule, "create", "bench")
         gate = asyncio.Semaphore(32)
 
@@ -704,6 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="desktops accept and complete every offer (default: routing only)",
     )
     p.add_argument(
+        "--intelligence",
+        action="store_true",
+        help="rules with history affinity (20 s wait for the last agent) and repeat boost",
+    )
+    p.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -721,6 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         k: v for k, v in (("concurrency", ns.concurrency), ("agents", ns.agents)) if v
     }
     overrides["lifecycle"] = ns.lifecycle
+    overrides["intelligence"] = ns.intelligence
     plan = Plan(**{**plan.__dict__, **overrides})
     logs.configure(json=False, level="warning")
     info: dict[str, Any] = machine()
