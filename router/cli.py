@@ -123,7 +123,7 @@ def serve_parser() -> argparse.ArgumentParser:
         type=float,
         dest="recovery_hold_s",
         help="seconds routing pauses after a Redis restart or failover while desktops "
-        "re-assert what they hold (default 5)",
+        "re-assert what they hold (default 2)",
     )
     p.add_argument("--history-length", type=int, help="history entries kept per customer")
     p.add_argument(

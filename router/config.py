@@ -27,7 +27,7 @@ class Settings:
     presence_timeout_s: float = 60.0
     #: After Redis restarted, failed over or lost data: seconds routing pauses while agents'
     #: desktops reconnect and re-assert what they hold (check_epoch.lua).
-    recovery_hold_s: float = 5.0
+    recovery_hold_s: float = 2.0
     history_length: int = 50
     queue_scan: int = 256
     tick_s: float = 1.0
