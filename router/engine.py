@@ -800,10 +800,11 @@ class Engine:
         if state is AgentState.AWAY and not reason:
             raise InvalidArgument("away_reason", "required when the state is AWAY")
         if state is AgentState.SIGNED_OUT:
-            await self._return_offers(tenant, agent_id, "withdrawn", refuse_if_held=True)
-        result = await self.state.set_state(
-            tenant, agent_id, state.value, reason, actor, sign_in=sign_in
-        )
+            result = await self._sign_out(tenant, agent_id, actor)
+        else:
+            result = await self.state.set_state(
+                tenant, agent_id, state.value, reason, actor, sign_in=sign_in
+            )
         if result.code == -4:
             raise NotFound(f"agent {agent_id!r} not found")
         if result.code == -3:
@@ -823,11 +824,41 @@ class Engine:
             actor=actor,
         )
 
+    async def _sign_out(self, tenant: TenantId, agent_id: AgentId, actor: str) -> ScriptResult:
+        """Refuse, changing nothing, while the agent holds accepted contacts; else return its
+        open offers and sign it out. An available agent is first set away (``signing_out``):
+        while it is available, routing may offer a returned contact straight back to it, and
+        the sign-out would be refused for a contact it never accepted."""
+        (record,) = await self.state.read_agents(tenant, [agent_id])
+        if record is None:
+            raise NotFound(f"agent {agent_id!r} not found")
+        available = record.fields.get("state") == AgentState.AVAILABLE.value
+        if available:
+            await self._return_offers(tenant, agent_id, "", refuse_if_held=True, release=False)
+            await self.state.set_state(
+                tenant, agent_id, AgentState.AWAY.value, "signing_out", actor
+            )
+        await self._return_offers(tenant, agent_id, "withdrawn", refuse_if_held=not available)
+        result = await self.state.set_state(
+            tenant, agent_id, AgentState.SIGNED_OUT.value, "", actor
+        )
+        if result.code == -3 and available:
+            # It accepted an offer meanwhile: available again, as it was before the call.
+            await self.state.set_state(tenant, agent_id, AgentState.AVAILABLE.value, "", actor)
+        return result
+
     async def _return_offers(
-        self, tenant: TenantId, agent_id: AgentId, why: str, *, refuse_if_held: bool = False
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        why: str,
+        *,
+        refuse_if_held: bool = False,
+        release: bool = True,
     ) -> None:
         """Return the agent's open offers to the queue; with `refuse_if_held`, first refuse
-        (changing nothing) when the agent holds accepted contacts."""
+        (changing nothing) when the agent holds accepted contacts; without `release`, only
+        that check."""
         (record,) = await self.state.read_agents(tenant, [agent_id])
         if record is None:
             raise NotFound(f"agent {agent_id!r} not found")
@@ -839,6 +870,8 @@ class Engine:
                 f"agent {agent_id!r} holds {len(held)} accepted contacts; complete them "
                 "before signing out"
             )
+        if not release:
+            return
         for contact_id, fields in contacts.items():
             token = record.contacts[contact_id]
             if fields.get("status") != ContactStatus.OFFERED.value:
