@@ -79,6 +79,11 @@ class TenantRouter:
         self._joint_mode = JointMode(settings.joint_assignment)
         #: The routing pass in flight, which ``stop`` lets finish its commits.
         self._pass: asyncio.Future[bool] | None = None
+        #: Contacts this pass is reserving, and those of their offers whose notice came
+        #: before the reply: Redis writes a script's notices to subscribers before its
+        #: reply, and a notice carries the agent's load with the offer already counted.
+        self._reserving: set[str] = set()
+        self._noticed: set[tuple[str, int]] = set()
         self.passes = 0
         self.routed = 0
         #: Redis clock minus local clock, seconds (set by the engine).
@@ -110,10 +115,17 @@ class TenantRouter:
         self._wake.set()
 
     def load_changed(
-        self, agent_id: AgentId, load: Mapping[str, int], version: int | None = None
+        self,
+        agent_id: AgentId,
+        load: Mapping[str, int],
+        version: int | None = None,
+        offer: tuple[str, int] | None = None,
     ) -> None:
         """A notice carried the agent's load after a change: apply it to the mirror
-        without reading the agent (unless the mirror lacks it or has another version)."""
+        without reading the agent (unless the mirror lacks it or has another version).
+        `offer`: the (contact, token) of the offer the notice announces."""
+        if offer is not None and offer[0] in self._reserving:
+            self._noticed.add(offer)  # counted here: the reply must not count it again
         agent = self.floor.get(agent_id)
         if agent is None or (version is not None and version != agent.version):
             self.agent_changed(agent_id)
@@ -227,16 +239,22 @@ class TenantRouter:
             for d, why in zip(decisions, whys, strict=True)
         ]
         spans = [self._span(d, why, now) for d, why in zip(decisions, whys, strict=True)]
-        results = await self._state.reserve(
-            self.tenant, reservations, int(self._settings.offer_timeout_s * 1000), spans
-        )
-        lost = False
-        for decision, reservation, result, why, span in zip(
-            decisions, reservations, results, whys, spans, strict=True
-        ):
-            # In the decision's span, so that its log line carries the contact's trace.
-            with tracing.ending(span, {"omniroute.result": _RESULTS.get(result.code, "")}):
-                lost |= self._apply(decision, reservation, result.code, now, why)
+        self._reserving = {r.contact_id for r in reservations}
+        try:
+            results = await self._state.reserve(
+                self.tenant, reservations, int(self._settings.offer_timeout_s * 1000), spans
+            )
+            lost = False
+            for decision, reservation, result, why, span in zip(
+                decisions, reservations, results, whys, spans, strict=True
+            ):
+                token = int(result.values[0]) if result.ok and result.values else 0
+                counted = (reservation.contact_id, token) in self._noticed
+                # In the decision's span, so that its log line carries the contact's trace.
+                with tracing.ending(span, {"omniroute.result": _RESULTS.get(result.code, "")}):
+                    lost |= self._apply(decision, reservation, result.code, now, why, counted)
+        finally:
+            self._reserving, self._noticed = set(), set()
         return lost
 
     def _span(self, decision: Decision, why: dict[str, Any], now: float) -> Span | None:
@@ -282,12 +300,17 @@ class TenantRouter:
         code: int,
         now: float,
         why: dict[str, Any] | None = None,
+        counted: bool = False,
     ) -> bool:
+        """Note a reservation's outcome in the mirror; `counted`: its notice, applied
+        already, carried the agent's load with this offer in it."""
         contact, agent = decision.contact, decision.agent
         self._contacts.pop(contact.id, None)
         if code == 1:
             self.routed += 1
-            self.floor.reserve(agent.id, contact.channel, now)
+            self.floor.reserve(agent.id, contact.channel, now)  # and idle from now
+            if counted:
+                self.floor.release(agent.id, contact.channel)
             log.info(
                 "contact_routed",
                 tenant=self.tenant,

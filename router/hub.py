@@ -136,7 +136,10 @@ class Hub:
             load = event.get("ld")
             if kind in ("offered", "requeued", "completed", "escalated") and isinstance(load, dict):
                 version = event.get("v")
-                router.load_changed(agent, load, int(version) if version is not None else None)
+                offer = (str(contact), int(event.get("tok", 0))) if kind == "offered" else None
+                router.load_changed(
+                    agent, load, int(version) if version is not None else None, offer
+                )
             elif kind in ("offered", "requeued", "completed", "escalated", "withdrawn", "agent"):
                 router.agent_changed(agent)
         if contact is not None and kind in (

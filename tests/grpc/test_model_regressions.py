@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from router.auth import Role
+from router.domain import AgentId, Channel, TenantId
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import resources_pb2 as pb
-from tests.grpc.conftest import Api
+from tests.grpc.conftest import Api, ApiFactory
 
 A1 = "tenants/t1/agents/a1"
 
@@ -57,3 +58,47 @@ async def test_sign_out_succeeds_when_routing_offers_a_returned_contact_straight
         assert back.offer_token == first.token
     finally:
         await stream.close()
+
+
+async def test_a_replica_counts_its_own_offer_once_when_the_notice_beats_the_reply(
+    make_api: ApiFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis writes an offer's notice to subscribers before the script's reply to its
+    caller, so the replica that reserved often applies the notice (the agent's absolute
+    load, this offer included) before its own +1 for the offer: the mirror counted the
+    offer twice and the agent looked full until the next full refresh (5 s by default).
+    Seen by the model-based test as contacts left queued for a second with a slot free."""
+    api = await make_api(mirror_refresh_s=60.0)  # no full refresh to hide a wrong count
+    await api.create_rule("billing", {"billing": 1})
+    await api.create_agent("a1", {"billing": 3}, {pb.CHANNEL_CHAT: 2})
+    await api.sign_in("a1")
+    noticed: set[str] = set()
+    api.service.engine.hub.listeners.append(
+        lambda tenant, event: (
+            noticed.add(str(event.get("c"))) if event.get("ev") == "offered" else None
+        )
+    )
+    state = api.service.state
+    original = state.reserve
+
+    async def reply_after_the_notice(tenant: Any, reservations: Any, *args: Any) -> Any:
+        results = await original(tenant, reservations, *args)
+        for reservation, result in zip(reservations, results, strict=True):
+            while result.ok and reservation.contact_id not in noticed:
+                await asyncio.sleep(0.001)
+        return results
+
+    monkeypatch.setattr(state, "reserve", reply_after_the_notice)
+    first = await api.submit("billing", pb.CHANNEL_CHAT)
+    await _until(api, first.name, pb.CONTACT_STATE_OFFERED)
+    mirror = api.service.engine.routers[TenantId("t1")].floor.get(AgentId("a1"))
+    assert mirror is not None and mirror.load.get(Channel.CHAT) == 1, mirror
+    second = await api.submit("billing", pb.CHANNEL_CHAT)
+    await _until(api, second.name, pb.CONTACT_STATE_OFFERED)  # a1 has a slot free
+
+
+async def _until(api: Api, name: str, state: int, wait_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while (contact := await api.get_contact(name)).state != state:
+        assert asyncio.get_running_loop().time() < deadline, contact
+        await asyncio.sleep(0.01)
