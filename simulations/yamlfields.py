@@ -45,6 +45,12 @@ def compose(text: str, source: str) -> Field:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         raise ScenarioError(source, line, "(yaml)", str(exc.problem or exc)) from exc
+    except yaml.reader.ReaderError as exc:  # a control character: YAML has no mark for it
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        problem = f"character #x{exc.character:04x} is not allowed in YAML"
+        raise ScenarioError(source, line, "(yaml)", problem) from exc
+    except RecursionError as exc:  # the composer recurses once per level of nesting
+        raise ScenarioError(source, 1, "(yaml)", "nested too deeply") from exc
     if node is None:
         raise ScenarioError(source, 1, "(document)", "the scenario is empty")
     return Field(node, "", source)

@@ -14,6 +14,7 @@ from router.auth import Role
 from router.pb.omniroute.v1 import admin_service_pb2 as admin_pb
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
+from router.pb.omniroute.v1 import planning_service_pb2 as plan_pb
 from router.pb.omniroute.v1 import resources_pb2 as pb
 from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
 from tests.grpc.conftest import Api, ApiFactory, snapshot
@@ -653,3 +654,22 @@ async def test_unparsable_bytes_with_a_bad_key_are_unauthenticated_first(
     unary = floor.channel.unary_unary("/omniroute.v1.ContactService/SubmitContact")
     call = unary(UNPARSABLE["truncated field"], metadata=(("authorization", "Bearer nope"),))
     await refused(aredis, call, grpc.StatusCode.UNAUTHENTICATED)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [("name: x\n\x1b", "#x001b"), ("[" * 5000, "nested too deeply")],
+    ids=["control character", "deep nesting"],
+)
+async def test_a_plan_spec_yaml_cannot_read_is_invalid_argument(
+    floor: Api, aredis: redis.asyncio.Redis, spec: str, problem: str
+) -> None:
+    create = floor.channel.unary_unary(
+        "/omniroute.v1.PlanningService/CreatePlan",
+        request_serializer=plan_pb.CreatePlanRequest.SerializeToString,
+    )
+    call = create(
+        plan_pb.CreatePlanRequest(parent="tenants/t1", plan_spec=spec),
+        metadata=floor.md(Role.PLANNER),
+    )
+    await refused(aredis, call, INVALID, "plan_spec", problem)
