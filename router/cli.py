@@ -173,6 +173,13 @@ def serve_parser() -> argparse.ArgumentParser:
         type=int,
         help="calls a tenant may make at once (bucket size; default: one second's worth)",
     )
+    p.add_argument(
+        "--rate-limit-wait",
+        type=float,
+        dest="rate_limit_wait_s",
+        help="seconds a call over the limit may wait for its token before it is refused "
+        "(default 0: refused at once)",
+    )
     p.add_argument("--log-format", choices=("json", "console"), help="log format (default json)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument(

@@ -62,9 +62,11 @@ class Settings:
     tls_key: str = ""
     tls_client_ca: str = ""
     #: Calls per second each tenant may make on this replica (token bucket; 0: no limit),
-    #: and its burst (0: one second's worth). A tenant's own figure in Redis wins.
+    #: its burst (0: one second's worth), and how long a call over it may wait for its token
+    #: (0: refused at once). A tenant's own figure in Redis wins.
     rate_limit_per_s: float = 0.0
     rate_limit_burst: int = 0
+    rate_limit_wait_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -119,6 +121,8 @@ class Settings:
             raise InvalidArgument("rate_limit_per_s", "must be 0..1000000 (0: no limit)")
         if not 0 <= self.rate_limit_burst <= 1_000_000:
             raise InvalidArgument("rate_limit_burst", "must be 0..1000000 (0: one second's worth)")
+        if not 0 <= self.rate_limit_wait_s <= 10:
+            raise InvalidArgument("rate_limit_wait_s", "must be 0..10 (0: refuse at once)")
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:

@@ -11,6 +11,7 @@ is checked; left to gRPC it would end UNKNOWN.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from router.auth import Authenticator, Principal, check_role
 from router.errors import PermissionDenied, Unauthenticated
 from router.ids import new_id
 from router.principal import current_principal
-from router.ratelimit import TenantLimiter
+from router.ratelimit import Denial, TenantLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -120,13 +121,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         try:
             principal = await self._auth.authenticate(_secret(context.invocation_metadata()))
             if self._limiter is not None:
-                denial = await self._limiter.admit(principal.tenant, principal.actor, method)
-                if denial is not None:
-                    await context.abort(
-                        StatusCode.RESOURCE_EXHAUSTED,
-                        denial.message,
-                        trailing_metadata=denial.trailers(),
-                    )
+                await self._limit(principal, method, context)
             check_role(principal, method)
         except Unauthenticated as exc:
             log.warning("rpc_unauthenticated", method=method)
@@ -140,6 +135,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
             await context.abort(StatusCode.PERMISSION_DENIED, str(exc))
         return principal
+
+    async def _limit(self, principal: Principal, method: str, context: Ctx) -> None:
+        """Hold the call for its token, or refuse it (RESOURCE_EXHAUSTED, RetryInfo)."""
+        assert self._limiter is not None
+        verdict = await self._limiter.admit(
+            principal.tenant, principal.actor, method, context.time_remaining()
+        )
+        if isinstance(verdict, Denial):
+            await context.abort(
+                StatusCode.RESOURCE_EXHAUSTED, verdict.message, trailing_metadata=verdict.trailers()
+            )
+        elif verdict > 0:
+            await asyncio.sleep(verdict)
 
     def _bind(self, method: str, principal: Principal) -> None:
         structlog.contextvars.clear_contextvars()

@@ -45,31 +45,39 @@ STATUS_DETAILS = "grpc-status-details-bin"
 ERROR_DOMAIN = "omniroute.v1"
 
 
+#: The longest a call may be held for its token (``max_wait_s``).
+MAX_WAIT_S = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """Calls per second and burst; a rate of 0 means no limit."""
+    """Calls per second and burst; a rate of 0 means no limit. A call over the limit waits
+    for its token up to ``max_wait_s`` (0: it is refused at once)."""
 
     rate_per_s: float
     burst: int
+    max_wait_s: float = 0.0
 
     @classmethod
-    def of(cls, rate_per_s: float, burst: int = 0) -> Limit:
+    def of(cls, rate_per_s: float, burst: int = 0, max_wait_s: float = 0.0) -> Limit:
         """A limit whose burst defaults to one second's worth (at least 1)."""
         if rate_per_s <= 0:
             return UNLIMITED
-        return cls(rate_per_s, burst or max(1, math.ceil(rate_per_s)))
+        return cls(rate_per_s, burst or max(1, math.ceil(rate_per_s)), max_wait_s)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Limit:
-        """The stored form (``{"rate_per_s": 50, "burst": 100}``); ValueError if malformed."""
+        """The stored form (``{"rate_per_s": 50, "burst": 100, "max_wait_s": 0}``);
+        ValueError if malformed."""
         rate, burst = float(record["rate_per_s"]), int(record.get("burst", 0))
-        if not (0 <= rate <= 1_000_000 and 0 <= burst <= 1_000_000):
+        wait = float(record.get("max_wait_s", 0.0))
+        if not (0 <= rate <= 1_000_000 and 0 <= burst <= 1_000_000 and 0 <= wait <= MAX_WAIT_S):
             raise ValueError(f"rate limit out of range: {dict(record)}")
-        return cls.of(rate, burst)
+        return cls.of(rate, burst, wait)
 
     def record(self) -> dict[str, Any]:
         """The stored form."""
-        return {"rate_per_s": self.rate_per_s, "burst": self.burst}
+        return {"rate_per_s": self.rate_per_s, "burst": self.burst, "max_wait_s": self.max_wait_s}
 
     @property
     def is_unlimited(self) -> bool:
@@ -79,37 +87,47 @@ class Limit:
     def __str__(self) -> str:
         if self.is_unlimited:
             return "unlimited"
-        return f"{self.rate_per_s:g} calls/s, burst {self.burst}"
+        waits = f", waits up to {self.max_wait_s:g} s" if self.max_wait_s > 0 else ""
+        return f"{self.rate_per_s:g} calls/s, burst {self.burst}{waits}"
 
 
 UNLIMITED = Limit(0.0, 0)
 
 
 class TokenBucket:
-    """``burst`` tokens, refilled at ``rate_per_s``; a call takes one. Pure: time is `now`
-    (seconds on any monotonic clock)."""
+    """``burst`` tokens, refilled at ``rate_per_s``; a call takes one. A call that finds none
+    may reserve the next one to come, if it comes within ``max_wait_s`` (the count then goes
+    below zero: calls waiting in line). Pure: time is `now` (seconds, any monotonic clock)."""
 
-    __slots__ = ("_at", "_tokens", "burst", "rate_per_s")
+    __slots__ = ("_at", "_tokens", "burst", "max_wait_s", "rate_per_s")
 
     def __init__(self, limit: Limit, now: float, tokens: float | None = None) -> None:
         self.rate_per_s = limit.rate_per_s
         self.burst = limit.burst
+        self.max_wait_s = limit.max_wait_s
         self._tokens = float(limit.burst) if tokens is None else min(tokens, limit.burst)
         self._at = now
 
     def tokens(self, now: float) -> float:
-        """Tokens available at `now`."""
+        """Tokens available at `now` (below zero: reserved by calls still waiting)."""
         return min(float(self.burst), self._tokens + max(0.0, now - self._at) * self.rate_per_s)
 
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 when one was there, else the seconds until one will be."""
+    def take(self, now: float, max_wait_s: float | None = None) -> tuple[bool, float]:
+        """``(True, wait)``: a token is the call's after `wait` seconds (0: now);
+        ``(False, retry)``: refused, and a call `retry` seconds later would be taken.
+        `max_wait_s` (e.g. what is left of the call's deadline) may shorten the limit's."""
         tokens = self.tokens(now)
         self._at = max(self._at, now)
+        self._tokens = tokens
         if tokens >= 1.0:
             self._tokens = tokens - 1.0
-            return 0.0
-        self._tokens = tokens
-        return (1.0 - tokens) / self.rate_per_s
+            return True, 0.0
+        wait = (1.0 - tokens) / self.rate_per_s
+        patience = self.max_wait_s if max_wait_s is None else min(max_wait_s, self.max_wait_s)
+        if wait <= patience:
+            self._tokens = tokens - 1.0
+            return True, wait
+        return False, wait - self.max_wait_s if wait > self.max_wait_s else wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +232,11 @@ class TenantLimiter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reads = itertools.count(1)
 
-    async def admit(self, tenant: TenantId, actor: str, method: str) -> Denial | None:
-        """None when the call may go on; a Denial (counted for the audit) when not."""
+    async def admit(
+        self, tenant: TenantId, actor: str, method: str, patience_s: float | None = None
+    ) -> Denial | float:
+        """Seconds the call must wait for its token before it goes on (0.0: none), or a
+        Denial (counted for the audit). `patience_s`: what is left of the call's deadline."""
         entry = self._tenants.get(tenant)
         now = self._clock()
         if entry is None:
@@ -224,10 +245,10 @@ class TenantLimiter:
             entry.refreshing = True
             self._spawn(self._refresh(tenant))
         if entry.bucket is None:
-            return None
-        wait_s = entry.bucket.take(now)
-        if wait_s == 0.0:
-            return None
+            return 0.0
+        admitted, wait_s = entry.bucket.take(now, patience_s)
+        if admitted:
+            return wait_s
         self._count_refusal(tenant, entry, actor, method, now)
         return Denial(tenant, entry.limit, wait_s)
 

@@ -107,7 +107,11 @@ class Service:
         self.engine.key_listeners.append(self.authenticator.forget)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.limiter = TenantLimiter(
-            Limit.of(self.settings.rate_limit_per_s, self.settings.rate_limit_burst),
+            Limit.of(
+                self.settings.rate_limit_per_s,
+                self.settings.rate_limit_burst,
+                self.settings.rate_limit_wait_s,
+            ),
             self.state,
             replica=self.state.replica_id,
         )

@@ -12,6 +12,7 @@ Both read ``REDIS_URL``, which must name the cluster (``redis+cluster://host:por
 
     omniroute tenants limits                   each tenant's rate limit (own or default)
     omniroute tenants limit acme 50 --burst 100   acme: 50 calls/s per replica, bursts of 100
+    omniroute tenants limit acme 50 --wait 1   a call over it waits up to 1 s for its token
     omniroute tenants limit acme unlimited     acme is never limited
     omniroute tenants limit acme default       back to the replicas' --rate-limit
 
@@ -33,7 +34,7 @@ from queues.cluster import cluster_nodes, is_cluster_url, move_slot, tenant_slot
 from router import logs
 from router.auth import TENANT_RE
 from router.domain import TenantId
-from router.ratelimit import UNLIMITED, Limit
+from router.ratelimit import MAX_WAIT_S, UNLIMITED, Limit
 
 #: Who the audit record of a rate-limit change names.
 OPERATOR = "operator"
@@ -58,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
         "rate", help="calls per second per replica, 'unlimited', or 'default' (clear)"
     )
     limit.add_argument("--burst", type=int, default=0, help="bucket size (default: rate x 1 s)")
+    limit.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="seconds a call over the limit may wait for its token (default 0: refused)",
+    )
     return p
 
 
@@ -73,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.action == "limits":
             return asyncio.run(_limits(url))
         try:
-            limit = parse_limit(ns.rate, ns.burst)
+            limit = parse_limit(ns.rate, ns.burst, ns.wait)
             if not TENANT_RE.match(ns.tenant):
                 raise ValueError("tenant: 1-63 of [a-z0-9-], starting with a letter")
         except ValueError as exc:
@@ -141,7 +148,7 @@ async def _move(url: str, tenant: str, node_id: str, batch: int) -> int:
     return 0
 
 
-def parse_limit(rate: str, burst: int = 0) -> Limit | None:
+def parse_limit(rate: str, burst: int = 0, wait_s: float = 0.0) -> Limit | None:
     """A number of calls/s, ``unlimited``, or ``default`` (None); ValueError otherwise."""
     if rate == "default":
         return None
@@ -153,7 +160,9 @@ def parse_limit(rate: str, burst: int = 0) -> Limit | None:
         raise ValueError(f"rate: a number of calls/s, unlimited or default, got {rate!r}") from None
     if not (0 < per_s <= 1_000_000 and 0 <= burst <= 1_000_000):
         raise ValueError("rate: must be in (0, 1000000] and --burst in 0..1000000")
-    return Limit.of(per_s, burst)
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise ValueError(f"--wait: must be 0..{MAX_WAIT_S:g} seconds")
+    return Limit.of(per_s, burst, wait_s)
 
 
 async def set_limit(url: str, tenant: TenantId, limit: Limit | None) -> Limit | None:

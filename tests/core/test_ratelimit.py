@@ -21,16 +21,22 @@ bursts = st.integers(min_value=1, max_value=200)
 gaps = st.lists(st.floats(min_value=0, max_value=2), min_size=1, max_size=300)
 
 
-@given(rates, bursts, gaps)
+waits = st.sampled_from([0.0, 0.0, 0.05, 0.5, 2.0])
+
+
+@given(rates, bursts, waits, gaps)
 def test_a_bucket_never_admits_more_than_burst_plus_rate_times_time(
-    rate: float, burst: int, steps: list[float]
+    rate: float, burst: int, max_wait_s: float, steps: list[float]
 ) -> None:
-    bucket, now = TokenBucket(Limit(rate, burst), 0.0), 0.0
-    admitted_at: list[float] = []
+    bucket, now = TokenBucket(Limit(rate, burst, max_wait_s), 0.0), 0.0
+    admitted_at: list[float] = []  # when each admitted call goes on: after its wait
     for step in steps:
         now += step
-        if bucket.take(now) == 0.0:
-            admitted_at.append(now)
+        admitted, wait_s = bucket.take(now)
+        if admitted:
+            assert wait_s <= max_wait_s
+            admitted_at.append(now + wait_s)
+    admitted_at.sort()
     for i, start in enumerate(admitted_at):  # every window that starts at an admission
         for j in range(i, len(admitted_at)):
             window = admitted_at[j] - start
@@ -40,8 +46,9 @@ def test_a_bucket_never_admits_more_than_burst_plus_rate_times_time(
 @given(rates, bursts)
 def test_a_full_bucket_admits_its_burst_at_once_then_refuses(rate: float, burst: int) -> None:
     bucket = TokenBucket(Limit(rate, burst), 5.0)
-    assert all(bucket.take(5.0) == 0.0 for _ in range(burst))
-    assert bucket.take(5.0) > 0.0
+    assert all(bucket.take(5.0) == (True, 0.0) for _ in range(burst))
+    admitted, retry_s = bucket.take(5.0)
+    assert not admitted and retry_s > 0.0
 
 
 @given(rates, bursts, gaps)
@@ -49,18 +56,29 @@ def test_waiting_the_retry_delay_is_enough(rate: float, burst: int, steps: list[
     bucket, now = TokenBucket(Limit(rate, burst), 0.0), 0.0
     for step in steps:
         now += step
-        wait_s = bucket.take(now)
-        if wait_s > 0:
-            assert bucket.take(now + wait_s * (1 + 1e-9) + 1e-12) == 0.0
-            now += wait_s * (1 + 1e-9) + 1e-12
+        admitted, retry_s = bucket.take(now)
+        if not admitted:
+            now += retry_s * (1 + 1e-9) + 1e-12
+            assert bucket.take(now) == (True, 0.0)
+
+
+def test_calls_over_the_limit_wait_in_line_until_the_line_is_too_long() -> None:
+    bucket = TokenBucket(Limit(10.0, 2, 0.25), 0.0)
+    assert [bucket.take(0.0) for _ in range(2)] == [(True, 0.0), (True, 0.0)]
+    waits = [bucket.take(0.0) for _ in range(3)]
+    assert [a for a, _ in waits] == [True, True, False]
+    assert [round(w, 6) for _, w in waits[:2]] == [0.1, 0.2]
+    assert round(waits[2][1], 6) == 0.05  # refused: in 50 ms the line has room again
+    assert bucket.take(0.0, max_wait_s=0.01)[0] is False  # a deadline too close
+    assert bucket.take(0.05) == (True, 0.25)
 
 
 def test_a_clock_that_steps_back_adds_no_tokens() -> None:
     bucket = TokenBucket(Limit(1.0, 1), 10.0)
-    assert bucket.take(10.0) == 0.0
-    assert bucket.take(9.0) > 0.0
-    assert bucket.take(10.5) > 0.0
-    assert bucket.take(11.0) == 0.0
+    assert bucket.take(10.0) == (True, 0.0)
+    assert not bucket.take(9.0)[0]
+    assert not bucket.take(10.5)[0]
+    assert bucket.take(11.0) == (True, 0.0)
 
 
 def test_limits_default_their_burst_and_read_their_stored_form() -> None:
@@ -69,12 +87,16 @@ def test_limits_default_their_burst_and_read_their_stored_form() -> None:
     assert Limit.of(0.2) == Limit(0.2, 1)
     assert Limit.from_record({"rate_per_s": 50, "burst": 100}) == Limit(50.0, 100)
     assert Limit.from_record(Limit(7.0, 9).record()) == Limit(7.0, 9)
+    assert Limit.from_record(Limit(7.0, 9, 1.5).record()) == Limit(7.0, 9, 1.5)
+    with pytest.raises(ValueError):
+        Limit.from_record({"rate_per_s": 5, "max_wait_s": 60})
     assert Limit.from_record({"rate_per_s": 0}) is UNLIMITED
     with pytest.raises(ValueError):
         Limit.from_record({"rate_per_s": -1})
     with pytest.raises((KeyError, ValueError)):
         Limit.from_record({"burst": 3})
     assert str(Limit(50.0, 100)) == "50 calls/s, burst 100"
+    assert str(Limit(50.0, 100, 0.5)) == "50 calls/s, burst 100, waits up to 0.5 s"
 
 
 def test_a_denial_names_the_tenant_and_carries_retry_info() -> None:
@@ -140,7 +162,7 @@ async def settle() -> None:
 async def test_a_read_that_lands_late_does_not_undo_a_newer_figure() -> None:
     store, clock = FakeStore(), Clock()
     limiter = TenantLimiter(UNLIMITED, store, refresh_s=10, clock=clock)
-    assert await limiter.admit(T, "k", "m") is None
+    assert await limiter.admit(T, "k", "m") == 0.0
     store.hold = asyncio.Event()
     clock.now += 11
     await limiter.admit(T, "k", "m")  # a periodic read starts: it sees no figure
@@ -164,14 +186,14 @@ async def test_a_store_that_fails_leaves_the_figure_in_force_and_calls_going() -
     store, clock = FakeStore(), Clock()
     store.figures[T] = Limit(1.0, 5).record()
     limiter = TenantLimiter(UNLIMITED, store, refresh_s=10, clock=clock)
-    assert await limiter.admit(T, "k", "m") is None
+    assert await limiter.admit(T, "k", "m") == 0.0
     store.fail = True
     clock.now += 11
-    assert await limiter.admit(T, "k", "m") is None
+    assert await limiter.admit(T, "k", "m") == 0.0
     await settle()
     assert limiter.limit_of(T) == Limit(1.0, 5)
     fresh = TenantLimiter(Limit(3.0, 3), store, clock=clock)
-    assert await fresh.admit(TenantId("other"), "k", "m") is None  # the default, unread
+    assert await fresh.admit(TenantId("other"), "k", "m") == 0.0  # the default, unread
     assert fresh.limit_of(TenantId("other")) == Limit(3.0, 3)
     await limiter.close()
 
@@ -180,9 +202,9 @@ async def test_refusals_are_written_with_the_limit_that_refused_them() -> None:
     store, clock = FakeStore(), Clock()
     store.figures[T] = Limit(0.001, 1).record()
     limiter = TenantLimiter(UNLIMITED, store, audit_every_s=10, clock=clock)
-    assert await limiter.admit(T, "tenants/acme/apiKeys/k1", "A/B") is None
+    assert await limiter.admit(T, "tenants/acme/apiKeys/k1", "A/B") == 0.0
     for _ in range(3):
-        assert await limiter.admit(T, "tenants/acme/apiKeys/k1", "A/B") is not None
+        assert isinstance(await limiter.admit(T, "tenants/acme/apiKeys/k1", "A/B"), Denial)
         await settle()  # the first refusal is written at once, the others wait their turn
     del store.figures[T]
     limiter.forget(T)

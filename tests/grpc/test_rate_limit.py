@@ -84,8 +84,24 @@ async def test_a_tenant_over_its_limit_is_refused_and_nothing_changes(
 
     for _ in range(20):  # another tenant is not touched by t1's limit
         await stats(api, "t2")
-    await api.create_rule("billing", {"billing": 1}, tenant="t2")
-    await api.submit("billing", pb.CHANNEL_CHAT, tenant="t2", phone="+15550002")
+    await api.create_rule("billing", {"billing": 1}, tenant="t2")  # and writes
+
+
+async def test_calls_over_a_limit_with_a_wait_are_held_in_line_then_refused(api: Api) -> None:
+    await api.service.state.put_rate_limit(TenantId("t1"), Limit.of(2.0, 1, 1.0).record())
+    calls = [stats(api) for _ in range(4)]  # now, after 0.5 s, after 1 s; the 4th: refused
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    refusals = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refusals) == 1 and sum(r is None for r in results) == 3
+    assert refusals[0].code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "waits up to 1 s" in (refusals[0].details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as info:  # a deadline shorter than the line
+        await api.contacts.GetQueueStats(
+            contact_pb.GetQueueStatsRequest(parent="tenants/t1"),
+            metadata=api.md(Role.PLATFORM),
+            timeout=0.2,
+        )
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_the_default_limits_every_tenant_and_a_tenant_of_its_own_wins(
