@@ -161,7 +161,7 @@ class Engine:
     async def stop(self) -> None:
         """Stop routing (passes in flight finish their commits); offers stay in Redis."""
         self._stopping = True
-        for router in self.routers.values():
+        for router in list(self.routers.values()):  # a request may add one meanwhile
             await router.stop()
         await stop_tasks(self._tasks)
         self._tasks.clear()
