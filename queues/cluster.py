@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     ClusterError,
@@ -84,6 +84,11 @@ def connect(url: str, **options: Any) -> Redis:
     them apart where it matters (pub/sub, slot tools, startup checks).
     """
     if not is_cluster_url(url):
+        if options.get("max_connections"):
+            # At the limit, a command waits (up to `socket_timeout`) for a connection to
+            # come back rather than failing at once with "Too many connections".
+            options.setdefault("timeout", options.get("socket_timeout") or 5.0)
+            return Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
         return Redis.from_url(url, **options)
     options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=12))
     return cast(Redis, RedisCluster.from_url(node_url(url), **options))
