@@ -32,8 +32,8 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:idem:{method}:{key}`` | string | idempotency record: payload digest, contact id    |
 | ``omr:{t}:audit``               | stream | actor, action, target, before, after; capped      |
 | ``omr:{t}:apikeys``             | hash   | key id -> API key record JSON (digest, no secret) |
-| ``omr:{t}:ratelimit``           | string | the tenant's rate limit JSON (rate_per_s, burst); |
-|                                 |        | none: the replicas' default                       |
+| ``omr:{t}:ratelimit``           | string | the tenant's rate limit JSON (rate_per_s, burst,  |
+|                                 |        | max_wait_s); none: the replicas' default          |
 | ``omr:{t}:epoch``               | hash   | boot (run id of the Redis process last seen),     |
 |                                 |        | floor (offer tokens exceed it), until (routing    |
 |                                 |        | paused until, ms), restarts (reconciliations)     |
