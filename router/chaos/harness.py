@@ -262,7 +262,10 @@ async def run(config: ChaosConfig) -> RunResult:
         load_start = time.monotonic()
         load_end = load_start + config.load_s
         rec.add("phase", "harness", op="load_start")
-        everyone_until = load_end + config.drain_s + 30.0
+        # Agents and the sampler stay until the harness stops them (below, after the
+        # drain): on a slow machine the faults' schedule overruns the load, and agents
+        # that left on a fixed clock would leave the drain with nobody to serve it.
+        everyone_until = load_end + 3600.0
         tasks += [asyncio.create_task(a.run(everyone_until)) for a in floor.agents]
         sampler = Sampler(floor, url)
         tasks.append(asyncio.create_task(sampler.run(everyone_until)))
