@@ -9,7 +9,7 @@ PYTHON := $(BIN)/python
 BUF := $(CURDIR)/node_modules/.bin/buf
 PY_PACKAGES := router queues simulations
 
-.PHONY: help install proto lint fmt test chaos bench demo serve check-buf
+.PHONY: help install proto lint fmt test chaos cancel-storm model bench demo serve check-buf
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ test: install ## set up, lint, then run the tests
 
 chaos: ## the chaos smoke run and its negative control (~4 min; see issue 6 notes)
 	$(BIN)/pytest -q tests/chaos/test_smoke.py -s
+
+cancel-storm: ## 100,000 calls cancelled at random moments, every reply checked (~15 min)
+	OMNIROUTE_CANCEL_STORM=100000 $(BIN)/pytest -q tests/grpc/test_cancel_storm.py -s -k never_get --timeout 3600
+
+model: ## the API against its model: 1,000 sequences of 50 steps, P1-P3 after each (~20 min)
+	OMNIROUTE_MODEL_SEQUENCES=1000 OMNIROUTE_MODEL_STEPS=50 $(BIN)/pytest -q tests/grpc/test_model.py -s --timeout 7200
 
 bench: ## run the benchmarks (figures and ratios)
 	$(PYTHON) benchmarks/run_all.py
