@@ -63,6 +63,11 @@ SERVICE_NAMES = tuple(
         (planning_service_pb2, "PlanningService"),
     )
 )
+#: The largest request a replica reads (gRPC's default is 4 MiB): larger ones end
+#: RESOURCE_EXHAUSTED before any of it is parsed. Ordinary requests are a few kB; the
+#: largest are CreatePlan's attached files (a bigger contact log belongs on the server, as
+#: ``log: bank``). Headers keep gRPC's limits: 8 KiB soft, 16 KiB hard.
+MAX_REQUEST_BYTES = 1 << 20
 #: Redis versions with the Lua fixes of CVE-2025-49844 and siblings, per release line.
 _FIXED_REDIS = {
     (6, 2): (6, 2, 20),
@@ -131,7 +136,7 @@ class Service:
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[
-                ("grpc.max_receive_message_length", 1 << 20),
+                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
                 ("grpc.max_connection_age_ms", int(self.settings.max_connection_age_s * 1000)),
                 (
                     "grpc.max_connection_age_grace_ms",
