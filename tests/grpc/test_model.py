@@ -605,7 +605,9 @@ async def test_the_api_agrees_with_its_model_and_keeps_p1_to_p3_after_every_step
     figures = {
         "sequences": full,
         "steps_each": STEPS,
-        "other_sequences_steps": sorted(n for n in Figures.lengths if n != STEPS),
+        # Examples Hypothesis started and abandoned (overrun, invalid), and their steps.
+        "abandoned": sum(1 for n in Figures.lengths if n != STEPS),
+        "abandoned_steps": sum(n for n in Figures.lengths if n != STEPS),
         "steps": sum(Figures.lengths),
         "offers_adopted": Figures.offers_adopted,
         "settle_p50_ms": round(1000 * waits[len(waits) // 2], 1) if waits else None,
