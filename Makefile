@@ -44,7 +44,7 @@ chaos: ## the chaos smoke run and its negative control (~4 min; see issue 6 note
 cancel-storm: ## 100,000 calls cancelled at random moments, every reply checked (~15 min)
 	OMNIROUTE_CANCEL_STORM=100000 $(BIN)/pytest -q tests/grpc/test_cancel_storm.py -s -k never_get --timeout 3600
 
-model: ## the API against its model: 1,000 sequences of 50 steps, P1-P3 after each (~20 min)
+model: ## the API against its model: 1,000 sequences of 50 steps, P1-P3 after each (~10 min)
 	OMNIROUTE_MODEL_SEQUENCES=1000 OMNIROUTE_MODEL_STEPS=50 $(BIN)/pytest -q tests/grpc/test_model.py -s --timeout 7200
 
 bench: ## run the benchmarks (figures and ratios)
