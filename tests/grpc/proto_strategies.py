@@ -36,9 +36,9 @@ from tests.grpc.value_strategies import (
 
 #: How deep nested messages are built; deeper ones are left unset.
 MAX_DEPTH = 5
-#: A repeated field with many items stays below this many bytes, and huge strings are at
-#: most 300 kB: requests past the server's limit cost a tenth of a second each, so they are
-#: made on purpose and rarely (``tests.grpc.fuzz_calls.wire_damage``).
+#: A repeated field with many items stays below this many bytes, as huge strings stay at
+#: 300 kB: a request past the server's limit costs a tenth of a second or more, so those
+#: are made on purpose, once per RPC (``tests.grpc.fuzz_calls.oversize_cases``).
 MANY_ITEMS_BYTES = 300_000
 
 

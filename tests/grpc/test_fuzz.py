@@ -3,15 +3,17 @@
 
 For each RPC (one test each, so that a failure names it), a fresh replica on a small floor
 (``tests.grpc.fuzz_target``) takes `OMNIROUTE_FUZZ_EXAMPLES` generated calls (default
-1,000; ``make fuzz`` runs 10,000): requests built field by field from the method's input
-descriptor, or mutants of a valid one, most of them malformed by construction
+1,000; ``make fuzz`` runs 10,000; the same calls on every run unless `OMNIROUTE_FUZZ_SEED`
+names another seed): requests built field by field from the method's input descriptor, or
+mutants of a valid one, most of them malformed by construction
 (``tests.grpc.proto_strategies``), with now and then a broken encoding and mostly the
 strongest key the RPC admits, else a weaker, foreign, revoked, malformed or missing key, or
-large headers (``tests.grpc.fuzz_calls``). Streams are read for their first message or
-their status under a short deadline. After each refused call the Redis digest must be
-unchanged; an accepted call (a request that happens to be valid, a stream that opened)
-resets the baseline once its effects have settled. At the end the terminal summary shows,
-per RPC, how many calls were refused and accepted, by status, and the time taken.
+large headers; and one request over the size limit and one header over gRPC's
+(``tests.grpc.fuzz_calls``). Streams are read for their first message or their status
+under a short deadline. After each refused call the Redis digest must be unchanged; an
+accepted call (a request that happens to be valid, a stream that opened) resets the
+baseline once its effects have settled. At the end the terminal summary shows, per RPC,
+how many calls were refused and accepted, by status, and the time taken.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from typing import Any
 import pytest
 import structlog
 from google.protobuf import message_factory
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, seed, settings
 
 from queues.cluster import is_cluster_url
 from tests.grpc.fuzz_calls import Case, call_cases, oversize_cases
 from tests.grpc.fuzz_target import METHODS, Target
 
 EXAMPLES = int(os.environ.get("OMNIROUTE_FUZZ_EXAMPLES", "1000"))
+#: Unset: the same calls on every run; a number: other calls, the same for that number.
+SEED = os.environ.get("OMNIROUTE_FUZZ_SEED")
 #: At least this share of each RPC's calls must be refused (malformed by construction).
 MIN_REFUSED = 0.6
 
@@ -78,7 +82,9 @@ class _Report:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.tally.outcomes:
-            terminalreporter.section(f"fuzzing from the proto descriptors, {EXAMPLES} per RPC")
+            seeded = f", seed {SEED}" if SEED is not None else ""
+            title = f"fuzzing from the proto descriptors, {EXAMPLES} per RPC{seeded}"
+            terminalreporter.section(title)
             for line in self.tally.lines():
                 terminalreporter.write_line(line)
 
@@ -109,14 +115,14 @@ def test_every_generated_call_gets_a_named_status_and_a_refused_one_changes_noth
 ) -> None:
     method, strongest, seeds = METHODS[rpc], target.strongest(rpc), target.seeds.get(rpc, [])
     cases = call_cases(method, target.floor, target.keys, strongest, seeds)
-    seed = seeds[0] if seeds else message_factory.GetMessageClass(method.input_type)()
+    base = seeds[0] if seeds else message_factory.GetMessageClass(method.input_type)()
     counts = tally.outcomes.setdefault(rpc, Counter())
     started = time.perf_counter()
 
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
-        derandomize=True,
+        derandomize=SEED is None,
         database=None,
         phases=(Phase.explicit, Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
@@ -125,8 +131,10 @@ def test_every_generated_call_gets_a_named_status_and_a_refused_one_changes_noth
     def call(case: Case) -> None:
         counts[target.check(rpc, case).name] += 1
 
-    for case in oversize_cases(method, target.keys, strongest, seed):
+    for case in oversize_cases(method, target.keys, strongest, base):
         call = example(case=case)(call)
+    if SEED is not None:
+        call = seed(int(SEED))(call)
     try:
         call()
     finally:
