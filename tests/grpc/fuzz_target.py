@@ -124,9 +124,11 @@ class Replica:
 
     def __init__(self, redis_url: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="fuzz-replica")
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="fuzz-replica", daemon=True
+        )
         self._thread.start()
-        quiet = replica_settings(
+        quiet = replica_settings(  # no offer expires, no presence lapses, no timed pass
             offer_timeout_s=3600.0,
             presence_timeout_s=3600.0,
             tick_s=3600.0,
@@ -160,9 +162,13 @@ class Target:
         self.replica = Replica(redis_url)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.replica.port}")
         self._callables: dict[str, Any] = {}
-        self.keys = self._make_keys()
-        self.floor, self.seeds = self._make_floor()
-        self._last = self.digest()
+        try:
+            self.keys = self._make_keys()
+            self.floor, self.seeds = self._make_floor()
+            self._last = self.digest()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.channel.close()
