@@ -70,6 +70,7 @@ class TenantRouter:
         self._contacts: dict[str, ContactRecord] = {}
         self._dirty_agents: set[AgentId] = set()
         self._rules_dirty = True
+        self._rules_lock = asyncio.Lock()
         self._full_refresh_at = 0.0
         self._wake = asyncio.Event()
         self._stopping = False
@@ -347,11 +348,14 @@ class TenantRouter:
     # --- mirror -----------------------------------------------------------------------
 
     async def refresh_rules(self) -> None:
-        """Re-read the rules if a notice said they changed."""
-        if self._rules_dirty:
-            self._rules_dirty = False
-            raw = await self._state.read_rules(self.tenant)
-            self.rules = RuleBook(rule_from_json(r) for r in raw.values())
+        """Re-read the rules if a notice said they changed. One read at a time: a read
+        begun before a rule was written must not land after the read that sees it (a
+        submit right after CreateRoutingRule on this replica would miss the rule)."""
+        async with self._rules_lock:
+            if self._rules_dirty:
+                self._rules_dirty = False
+                raw = await self._state.read_rules(self.tenant)
+                self.rules = RuleBook(rule_from_json(r) for r in raw.values())
 
     async def _refresh(self) -> None:
         await self.refresh_rules()

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from router.auth import Role
+from router.domain import TenantId
 from router.pb.omniroute.v1 import admin_service_pb2 as admin_pb
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
@@ -434,3 +435,33 @@ async def test_health_is_serving_and_reflection_lists_the_services(api: Api) -> 
         "omniroute.v1.AdminService",
         "omniroute.v1.PlanningService",
     }
+
+
+async def test_a_rule_read_in_flight_never_lands_over_a_newer_rule(api: Api) -> None:
+    """A routing pass's read of the rules, begun before a rule was written, finishes after
+    the read that saw it: the older answer must not replace the newer (a submit right
+    after CreateRoutingRule on this replica then found no rule)."""
+    engine = api.service.engine
+    router = engine.router(TenantId("t1"))
+    state = engine.state
+    original = state.read_rules
+    gate = asyncio.Event()
+
+    async def slow_read(tenant: TenantId) -> dict[str, str]:
+        raw = await original(tenant)  # before the rule exists
+        await gate.wait()
+        return raw
+
+    state.read_rules = slow_read  # type: ignore[method-assign]
+    router.rules_changed()
+    in_flight = asyncio.create_task(router.refresh_rules())
+    await asyncio.sleep(0.05)
+    state.read_rules = original  # type: ignore[method-assign]
+    await api.create_rule("billing", {"billing": 1})
+    first = asyncio.create_task(api.submit("billing"))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await in_flight
+    assert (await first).state == pb.CONTACT_STATE_QUEUED
+    second = await api.submit("billing")  # the rule book must still hold the rule
+    assert second.state == pb.CONTACT_STATE_QUEUED
