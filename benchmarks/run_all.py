@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: In the order they run; each is a script with its own ``main``.
-SCRIPTS = ("bench_routing.py", "bench_isolation.py", "sim_bench.py")
+SCRIPTS = ("bench_routing.py", "bench_isolation.py", "bench_scale.py", "sim_bench.py")
 
 
 def accepts_quick(script: Path) -> bool:
