@@ -404,7 +404,7 @@ async def seed_tenants(url: str, tenants: Sequence[str], agents: int, plan: Plan
 
 
 def decision_cost(agents: int, waiting: int, plan: Plan) -> dict[str, float]:
-    """CPU of the routing core per pass, in this process, on a floor like the capacity
+    """CPU time of the routing core, in this process, on a floor like the capacity
     point's (every agent available): ms to decide one contact, to decide it with the
     waiting backlog's share of the queue head in the same pass, and to build one decision's
     explanation (its top candidates; ``OMNIROUTE_EXPLAIN_CANDIDATES``, 10 by default)."""
@@ -423,11 +423,13 @@ def decision_cost(agents: int, waiting: int, plan: Plan) -> dict[str, float]:
     rule = rule_for(rules, contact.issue)
 
     def ms(call: Any) -> float:
-        started, n = time.perf_counter(), 0
+        # CPU time of this thread, not wall time: other processes taking the core while it
+        # runs do not count (they would on a busy machine).
+        started, cpu, n = time.perf_counter(), time.thread_time(), 0
         while time.perf_counter() - started < 0.3:
             call()
             n += 1
-        return round((time.perf_counter() - started) / n * 1000, 3)
+        return round((time.thread_time() - cpu) / n * 1000, 3)
 
     return {
         "decide_ms": ms(lambda: decide([contact], floor, rules, 1.0)),
