@@ -299,6 +299,18 @@ class RedisState:
         """Ids of the first `count` waiting contacts, in queue order."""
         return list(await self._r.zrange(keys.queue(tenant), 0, count - 1))
 
+    async def view_heads(self, tenant: TenantId, count: int) -> list[str]:
+        """Ids of the `count` oldest waiting contacts of every issue and channel."""
+        names = sorted(await self._r.smembers(keys.views(tenant)))
+        if not names:
+            return []
+        async with self._r.pipeline(transaction=False) as pipe:
+            for name in names:
+                issue, _, channel = str(name).rpartition(":")
+                pipe.zrange(keys.view(tenant, issue, Channel(channel)), 0, count - 1)
+            heads = await pipe.execute()
+        return [str(cid) for ids in heads for cid in ids]
+
     async def queue_length(self, tenant: TenantId) -> int:
         """Contacts waiting now."""
         return int(await self._r.zcard(keys.queue(tenant)))

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _RELOAD_SLICE = 100
+#: With a queue longer than a pass reads, the oldest contacts of each issue and channel
+#: that a pass also reads.
+VIEW_HEAD = 8
+
 #: A reservation's answer, as a decision span tells it.
 _RESULTS = {
     1: "routed",
@@ -208,6 +212,15 @@ class TenantRouter:
         head = await self._state.queue_head(self.tenant, self._settings.queue_scan)
         if not head:
             return False
+        if len(head) >= self._settings.queue_scan:
+            # The queue is longer than one pass reads: contacts nobody can take now (say,
+            # e-mails with every e-mail slot full) must not hide those of other issues and
+            # channels behind them. Add the oldest few of every issue and channel.
+            seen = set(head)
+            for cid in await self._state.view_heads(self.tenant, VIEW_HEAD):
+                if cid not in seen:
+                    seen.add(cid)
+                    head.append(cid)
         missing = [cid for cid in head if cid not in self._contacts]
         for cid, fields in zip(
             missing, await self._state.read_contacts(self.tenant, missing), strict=True

@@ -465,3 +465,24 @@ async def test_a_rule_read_in_flight_never_lands_over_a_newer_rule(api: Api) -> 
     assert (await first).state == pb.CONTACT_STATE_QUEUED
     second = await api.submit("billing")  # the rule book must still hold the rule
     assert second.state == pb.CONTACT_STATE_QUEUED
+
+
+async def test_contacts_nobody_can_take_do_not_hide_others_behind_them(
+    make_api: ApiFactory,
+) -> None:
+    """A queue longer than one routing pass reads (``queue_scan``), headed by calls no
+    agent can take (nobody has voice capacity): a chat behind them still goes to the free
+    chat agent."""
+    api = await make_api(queue_scan=4)
+    await api.create_rule("billing", {"billing": 1})
+    await api.create_agent("a1", {"billing": 3}, {pb.CHANNEL_CHAT: 2})
+    for _ in range(6):
+        await api.submit("billing", pb.CHANNEL_VOICE)
+    chat = await api.submit("billing", pb.CHANNEL_CHAT)
+    await api.sign_in("a1")
+    s1 = api.stream("a1")
+    try:
+        offer = await s1.next_offer(wait_s=10.0)
+        assert offer.contact.name == chat.name
+    finally:
+        await s1.close()
