@@ -14,7 +14,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -429,34 +429,27 @@ class Engine:
             "note": note,
             "status": ContactStatus.COMPLETED.value,
         }
-        result = await self.state.complete(
-            tenant,
-            contact_id,
-            agent_id,
-            token,
-            outcome,
-            note,
-            entry,
-            customer_id,
-            today(self.now()),
-            satisfaction,
-        )
+
+        async def commit() -> ScriptResult:
+            return await self.state.complete(
+                tenant,
+                contact_id,
+                agent_id,
+                token,
+                outcome,
+                note,
+                entry,
+                customer_id,
+                today(self.now()),
+                satisfaction,
+            )
+
+        result = await commit()
         if result.code == -3 and result.values and result.values[0] in ("queued", "offered"):
             # After a Redis restart lost the accept: re-assert it, then complete.
             again = await self._reassert(tenant, agent_id, contact_id, token, result)
             if again.ok:
-                result = await self.state.complete(
-                    tenant,
-                    contact_id,
-                    agent_id,
-                    token,
-                    outcome,
-                    note,
-                    entry,
-                    customer_id,
-                    today(self.now()),
-                    satisfaction,
-                )
+                result = await commit()
         if result.code == -3 and result.values and result.values[0] == "offered":
             raise Conflict(f"offer of contact {contact_id!r} is not accepted yet")
         if not result.ok:
@@ -702,24 +695,41 @@ class Engine:
                 missed_in_a_row=result.values[0] if result.values else None,
             )
 
-    async def pending_offers(self, tenant: TenantId, agent_id: AgentId) -> list[OfferView]:
+    async def pending_offers(
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        sent: Collection[tuple[str, int, bool]] = (),
+    ) -> list[OfferView]:
         """Offers open for the agent now and contacts it holds (for a stream that just
-        connected): a desktop that lost an accept's reply learns what it holds."""
+        connected): a desktop that lost an accept's reply learns what it holds. Those in
+        `sent` (contact, token, held), already on the caller's stream, are not read again:
+        the stream looks every beat, and a held contact stays held until it is closed."""
         (record,) = await self.state.read_agents(tenant, [agent_id])
         if record is None:
             raise NotFound(f"agent {agent_id!r} not found")
         offers: list[OfferView] = []
-        for contact_id in sorted(record.contacts):
-            view = await self.offer_view(tenant, agent_id, ContactId(contact_id), held_too=True)
+        for contact_id, token in sorted(record.contacts.items()):
+            if (contact_id, token, True) in sent:
+                continue
+            view = await self.offer_view(
+                tenant, agent_id, ContactId(contact_id), held_too=True, sent=sent
+            )
             if view is not None:
                 offers.append(view)
         return offers
 
     async def offer_view(
-        self, tenant: TenantId, agent_id: AgentId, contact_id: ContactId, *, held_too: bool = False
+        self,
+        tenant: TenantId,
+        agent_id: AgentId,
+        contact_id: ContactId,
+        *,
+        held_too: bool = False,
+        sent: Collection[tuple[str, int, bool]] = (),
     ) -> OfferView | None:
         """The offer of `contact_id` to `agent_id` with the customer's history, if open
-        (or, with `held_too`, if the agent holds the contact)."""
+        (or, with `held_too`, if the agent holds the contact) and not in `sent`."""
         fields = await self.state.read_contact(tenant, contact_id)
         if not fields:
             return None
@@ -729,6 +739,8 @@ class Engine:
         held = record.status is ContactStatus.ASSIGNED
         if not (record.status is ContactStatus.OFFERED or (held_too and held)):
             return None
+        if (record.id, record.token, held) in sent:
+            return None  # on the stream already: spare the customer's history
         customer = None
         if record.contact.customer_id:
             customer = await self.customer(tenant, record.contact.customer_id)
@@ -750,10 +762,9 @@ class Engine:
                     # Jittered, so that streams opened together do not all beat together.
                     period_s = self.settings.presence_timeout_s / 3
                     next_beat = time.monotonic() + period_s * random.uniform(0.8, 1.0)
-                    for view in await self.pending_offers(tenant, agent_id):
-                        if view.key not in sent:
-                            sent.add(view.key)
-                            yield view
+                    for view in await self.pending_offers(tenant, agent_id, sent):
+                        sent.add(view.key)
+                        yield view
                 try:
                     # Only the next beat needs a timeout; a cancelled stream ends at once.
                     wait_s = max(0.01, next_beat - time.monotonic())
@@ -763,9 +774,9 @@ class Engine:
                 kind, cid, tok = event.get("ev"), str(event.get("c")), int(event.get("tok", 0))
                 if kind in ("offered", "assigned") and (cid, tok, kind == "assigned") not in sent:
                     fresh = await self.offer_view(
-                        tenant, agent_id, ContactId(cid), held_too=kind == "assigned"
+                        tenant, agent_id, ContactId(cid), held_too=kind == "assigned", sent=sent
                     )
-                    if fresh is not None and fresh.record.token == tok and fresh.key not in sent:
+                    if fresh is not None and fresh.record.token == tok:
                         sent.add(fresh.key)
                         yield fresh
                 elif kind == "recovering":
