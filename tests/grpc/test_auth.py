@@ -339,3 +339,52 @@ async def test_a_revoked_key_stops_working_at_once(api: Api) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await api.contacts.GetQueueStats(contact_pb.GetQueueStatsRequest(parent=T1), metadata=md)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_key_never_appears_in_redis_or_in_a_log(
+    api: Api, aredis: redis.asyncio.Redis
+) -> None:
+    """Keys are stored as digests and never logged: after a key is created, used (allowed
+    and denied), listed and revoked, neither its secret nor its secret part shows in any
+    Redis key or value, nor in any log line the service wrote meanwhile."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        made = await api.admin.CreateApiKey(
+            admin_pb.CreateApiKeyRequest(
+                parent="tenants/t1",
+                api_key=pb.ApiKey(role=pb.ROLE_PLATFORM, display_name="leak probe"),
+            ),
+            metadata=api.md(Role.ADMIN),
+        )
+        secret = made.secret
+        assert secret.startswith("omr_t1_")
+        md = (("authorization", f"Bearer {secret}"),)
+        with pytest.raises(grpc.aio.AioRpcError):  # allowed role, no such contact
+            await api.contacts.GetContact(
+                contact_pb.GetContactRequest(name="tenants/t1/contacts/nope"), metadata=md
+            )
+        with pytest.raises(grpc.aio.AioRpcError):  # a role it lacks: denied and audited
+            await api.sup.ListAgents(sup_pb.ListAgentsRequest(parent="tenants/t1"), metadata=md)
+        await api.admin.ListApiKeys(
+            admin_pb.ListApiKeysRequest(parent="tenants/t1"), metadata=api.md(Role.ADMIN)
+        )
+        await api.admin.RevokeApiKey(
+            admin_pb.RevokeApiKeyRequest(name=made.api_key.name), metadata=api.md(Role.ADMIN)
+        )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await api.contacts.GetContact(
+                contact_pb.GetContactRequest(name="tenants/t1/contacts/nope"), metadata=md
+            )
+    secret_part = secret.rsplit("_", 1)[-1]
+    assert len(secret_part) >= 20
+    needles = (secret, secret_part)
+    raw = redis.asyncio.Redis(connection_pool=aredis.connection_pool, decode_responses=False)
+    async for key in aredis.scan_iter("*"):
+        assert not any(n in key for n in needles), key
+        value = await raw.dump(key)
+        assert value is not None
+        assert not any(n.encode() in value for n in needles), key
+    assert logs, "the calls above must have logged something"
+    for line in logs:
+        assert not any(n in repr(line) for n in needles), line
