@@ -13,6 +13,13 @@ so an event can only open the contacts it touches --
   each group is the only one to try; the best-ranked eligible head (``queue_rank``) goes to
   ``pick_agent``, exactly what ``assign`` would give it.
 
+Bots: a contact whose rule sends it to a bot first (``Contact.bot_first``) goes at arrival to
+the bot ``pick_bot`` names, or, when none can take it, to people like any other -- the live
+pass (``router.policy.decide``). A waiting one is offered to bots again when a bot signs in or
+its requirements relax. After its time with the bot (``Plan.bot_model``) it is resolved
+(contained: it never meets a person) or escalated: it joins the people's queue with its
+original arrival time and priority, so its wait for a person counts from its arrival.
+
 Events are a heap of (time, seq, kind, payload); first contacts come from a presorted list.
 """
 
@@ -24,15 +31,24 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from router.assign import Decision, Floor, pick_agent, queue_rank
-from router.domain import Agent, AgentId, AgentState, Channel, Contact, ContactId, CustomerId
+from router.assign import Decision, Floor, pick_agent, pick_bot, queue_rank
+from router.domain import (
+    Agent,
+    AgentId,
+    AgentKind,
+    AgentState,
+    Channel,
+    Contact,
+    ContactId,
+    CustomerId,
+)
 from router.rules import Rule
 from simulations.models import Exponential, poisson_arrivals
 from simulations.plan import History, Plan
 from simulations.runlog import ABANDONED, UNANSWERED, RunLog
 from simulations.waiting import Job, WaitingRoom
 
-DEPART, ABANDON, RELAX, ON, OFF, RETURN = range(6)
+DEPART, ABANDON, RELAX, ON, OFF, RETURN, BOT_DONE, BOT_ON, BOT_OFF = range(9)
 #: A progress callback receives the fraction of simulated time done.
 Progress = Callable[[float], None]
 
@@ -45,8 +61,11 @@ class Engine:
         self.seed = seed
         self._progress = progress
         self._journey_rng = random.Random(f"{seed}:journeys")
+        #: Bot time and outcome of repeat contacts (first contacts: ``_draw_bots``).
+        self._bot_rng = random.Random(f"{seed}:bots:repeats")
         self.log = RunLog.empty(plan)
         self._rules: dict[str, Rule] = {issue: plan.rule(issue) for issue in self.log.issues}
+        self._bot_models = {issue: plan.bot_model(issue) for issue in self.log.issues}
         self._issue_index = {issue: i for i, issue in enumerate(self.log.issues)}
         self._channel_index = {ch: i for i, ch in enumerate(self.log.channels)}
         self._events: list[tuple[float, int, int, object]] = []
@@ -67,6 +86,7 @@ class Engine:
                 self._push(start, ON, spec.id)
                 if end < math.inf:  # on duty for good: no event that would end the run at inf
                     self._push(end, OFF, spec.id)
+        self._add_bots()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -96,6 +116,12 @@ class Engine:
                     self._sign_in(payload, now)  # type: ignore[arg-type]
                 elif kind == OFF:
                     self._sign_out(payload, now)  # type: ignore[arg-type]
+                elif kind == BOT_DONE:
+                    self._bot_done(payload, now)  # type: ignore[arg-type]
+                elif kind == BOT_ON:
+                    self._bot_sign_in(payload, now)  # type: ignore[arg-type]
+                elif kind == BOT_OFF:
+                    self._bot_sign_out(payload, now)  # type: ignore[arg-type]
                 else:
                     self._arrive(payload, now)  # type: ignore[arg-type]
             if self._progress is not None and now >= next_report:
@@ -165,7 +191,23 @@ class Engine:
         for t, _, issue, channel, priority, language, customer, handle_s, patience_s in items:
             contact = self._contact(t, issue, channel, priority, language, customer)
             out.append((t, Job(contact, handle_s, patience_s, 0, channel)))
+        self._draw_bots(out)
         return out
+
+    def _draw_bots(self, arrivals: list[tuple[float, Job]]) -> None:
+        """Bot time and outcome of every bot-first first contact, in arrival order from a
+        stream of their own: the people's draws stay those of the plan without bots, and two
+        containment shares see the same customers (common random numbers)."""
+        rng = random.Random(f"{self.seed}:bots")
+        for _, job in arrivals:
+            if job.contact.bot_first:
+                self._draw_bot(job, rng)
+
+    def _draw_bot(self, job: Job, rng: random.Random) -> None:
+        model = self._bot_models[job.contact.issue]
+        if model is not None:
+            job.bot_s = model.handle.sample(rng)
+            job.contained = rng.random() < model.containment
 
     def _contact(
         self,
@@ -191,6 +233,7 @@ class Engine:
             customer_id=customer,
             last_agent_id=last,
             known_agent_ids=known,
+            bot_first=self._rules[issue].bot_first,
         )
 
     def _visible_agents(
@@ -217,6 +260,17 @@ class Engine:
             job.first_channel != contact.channel,
         )
         rule = self._rules[contact.issue]
+        if contact.bot_first:
+            to_bot = pick_bot(contact, self.floor, rule, now)
+            if to_bot is not None:
+                self._to_bot(job, to_bot, now)
+                return
+        self._to_people(job, rule, now)
+
+    def _to_people(self, job: Job, rule: Rule, now: float) -> None:
+        """An arrival, or a contact a bot escalated: an agent now, else the queue. Patience
+        runs from `now`; relaxation from the contact's arrival (as it does live)."""
+        contact = job.contact
         if self._free[contact.channel] > 0:
             decision = pick_agent(contact, self.floor, rule, now)
             if decision is not None:
@@ -224,10 +278,12 @@ class Engine:
                 return
         self._room.enter(job, rule, now)
         if job.patience_s < math.inf:
-            self._push(now + job.patience_s, ABANDON, job)
+            job.abandon_at = now + job.patience_s
+            self._push(job.abandon_at, ABANDON, job)
+        waited_s = now - contact.arrived_at
         for step in rule.steps:
-            if step.after_s < job.patience_s:
-                self._push(now + step.after_s, RELAX, job)
+            if waited_s <= step.after_s < waited_s + job.patience_s:
+                self._push(contact.arrived_at + step.after_s, RELAX, job)
 
     def _relax(self, job: Job, now: float) -> None:
         """A waiting contact crossed a relaxation threshold: it may now fit an agent. Other
@@ -238,6 +294,10 @@ class Engine:
         batch = [j for j in batch if j.waiting]
         batch.sort(key=lambda j: queue_rank(j.contact, self._rules[j.contact.issue]))
         for waiting in batch:
+            if not waiting.waiting:  # placed earlier in this batch (a stale duplicate event)
+                continue
+            if waiting.contact.bot_first and self._try_bot(waiting, now):
+                continue
             if self._free[waiting.contact.channel] > 0:
                 decision = pick_agent(
                     waiting.contact, self.floor, self._rules[waiting.contact.issue], now
@@ -247,7 +307,7 @@ class Engine:
                     self._start(waiting, decision, now)
 
     def _abandon(self, job: Job, now: float) -> None:
-        if not job.waiting:
+        if not job.waiting or now != job.abandon_at:  # served, or an earlier wait's patience
             return
         self._room.leave(job, now)
         self._finish(job, ABANDONED, now - job.contact.arrived_at)
@@ -341,11 +401,71 @@ class Engine:
             job.journey_step + 1,
             job.first_channel,
         )
+        if contact.bot_first:
+            self._draw_bot(comeback, self._bot_rng)
         self._push(t, RETURN, comeback)
 
     def _finish(self, job: Job, outcome: int, wait_s: float) -> None:
         self.log.outcome[job.index] = outcome
         self.log.wait_s[job.index] = wait_s
+
+    # -- bots ---------------------------------------------------------------------------
+
+    def _add_bots(self) -> None:
+        """Bots on the floor (signed out until their first period on duty). They are no
+        staff: no slot counts, no busy time, no group in the figures."""
+        for spec in self.plan.bots:
+            self.floor.put(Agent(spec.id, spec.skills, spec.capacity, kind=AgentKind.BOT))
+            for start, end in spec.on_duty:
+                self._push(start, BOT_ON, spec.id)
+                if end < math.inf:
+                    self._push(end, BOT_OFF, spec.id)
+
+    def _to_bot(self, job: Job, decision: Decision, now: float) -> None:
+        """Give `job` to the bot ``pick_bot`` chose, for the bot's time."""
+        job.agent_id = decision.agent.id
+        self.floor.reserve(decision.agent.id, job.contact.channel, now)
+        self._push(now + job.bot_s, BOT_DONE, job)
+
+    def _try_bot(self, job: Job, now: float) -> bool:
+        """A waiting bot-first contact to a bot, if one can take it now."""
+        decision = pick_bot(job.contact, self.floor, self._rules[job.contact.issue], now)
+        if decision is None:
+            return False
+        self._room.leave(job, now)
+        self._to_bot(job, decision, now)
+        return True
+
+    def _bot_done(self, job: Job, now: float) -> None:
+        """The bot resolved the contact, or escalated it: to people, as no bot's again
+        (``escalate.lua`` clears the flag), keeping its arrival time and priority."""
+        bot_id = job.agent_id
+        assert bot_id is not None
+        self.floor.release(bot_id, job.contact.channel)
+        job.agent_id = None
+        self.log.bot_done(job.index, job.bot_s, job.contained)
+        if job.contained:
+            return
+        job.contact = replace(job.contact, bot_first=False)
+        self._to_people(job, self._rules[job.contact.issue], now)
+
+    def _bot_sign_in(self, bot_id: AgentId, now: float) -> None:
+        """A bot came on duty: it may take the bot-first contacts waiting for people."""
+        bot = self.floor.get(bot_id)
+        assert bot is not None
+        if bot.state is AgentState.AVAILABLE:
+            return
+        self.floor.put(replace(bot, state=AgentState.AVAILABLE, idle_since=now))
+        waiting = [j for j in self._room.all_waiting() if j.contact.bot_first]
+        waiting.sort(key=lambda j: queue_rank(j.contact, self._rules[j.contact.issue]))
+        for job in waiting:
+            self._try_bot(job, now)
+
+    def _bot_sign_out(self, bot_id: AgentId, now: float) -> None:
+        """A bot went off duty: it finishes the contacts it holds, takes no new one."""
+        bot = self.floor.get(bot_id)
+        assert bot is not None
+        self.floor.put(replace(bot, state=AgentState.AWAY))
 
     # -- agents -------------------------------------------------------------------------
 

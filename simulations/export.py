@@ -1,8 +1,9 @@
 """Results as data: JSON-ready dicts, per-interval rows (CSV), the staffing requirement.
 
 Per-interval figures pool the replications: counts are means per replication, ratios are
-pooled (service level = all answered in target / all offered), so a quiet interval with one
-contact in one replication does not swing the curve.
+pooled (service level = all answered in target / all that needed a person: offered less
+those a bot resolved), so a quiet interval with one contact in one replication does not
+swing the curve.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from router.domain import Channel
 from simulations.erlang import staff
-from simulations.results import MEASURES, Estimate, Replications
+from simulations.results import MEASURES, Estimate, Figures, Replications, estimate
 
 CSV_COLUMNS = (
     "interval",
@@ -32,6 +33,8 @@ CSV_COLUMNS = (
     "mean_wait_s",
     "p90_wait_s",
     "repeats",
+    "sent_to_bot",
+    "contained",
 )
 
 
@@ -67,8 +70,53 @@ def to_dict(reps: Replications, target_service_level: float) -> dict[str, Any]:
         },
         "occupancy": {g: _estimate(reps.occupancy(g)) for g in first.groups},
         "first_contact_resolution": _estimate(reps.extra("first_contact_resolution")),
+        "bots": bot_rows(reps),
         "intervals": interval_rows(reps),
     }
+
+
+#: The measures of a bot-first slice (`bot_estimates`).
+BOT_MEASURES = (
+    "offered",
+    "sent_to_bot",
+    "contained",
+    "containment",
+    "bot_mean_s",
+    "escalated_asa_s",
+    "escalated_after_bot_s",
+)
+
+
+def bot_estimates(reps: Replications) -> list[tuple[str, Channel, float, dict[str, Estimate]]]:
+    """Per issue and channel of a bot-first rule: (issue, channel, planned containment,
+    `BOT_MEASURES` over replications) -- contacts sent to a bot and contained per
+    replication, containment measured, the bot's mean time, and the mean wait for a person
+    of escalated contacts, from their arrival and from their escalation."""
+    out = []
+    for issue, channel in reps.runs[0].by_issue_channel:
+        model = reps.plan.bot_model(issue)
+        if model is None:
+            continue
+        figs = [f for run in reps.runs if (f := run.by_issue_channel.get((issue, channel)))]
+
+        def est(measure: str, figs: list[Figures] = figs) -> Estimate:
+            return estimate([float(getattr(f, measure)) for f in figs])
+
+        out.append((issue, channel, model.containment, {m: est(m) for m in BOT_MEASURES}))
+    return out
+
+
+def bot_rows(reps: Replications) -> list[dict[str, Any]]:
+    """`bot_estimates` as JSON-ready rows."""
+    return [
+        {
+            "issue": issue,
+            "channel": str(channel),
+            "containment_planned": planned,
+            **{m: _estimate(e) for m, e in figures.items()},
+        }
+        for issue, channel, planned, figures in bot_estimates(reps)
+    ]
 
 
 def interval_rows(reps: Replications) -> list[dict[str, Any]]:
@@ -83,7 +131,9 @@ def interval_rows(reps: Replications) -> list[dict[str, Any]]:
             acc["answered"] += fig.answered
             acc["abandoned"] += fig.abandoned
             acc["repeats"] += fig.repeats
-            acc["in_target"] += fig.service_level * fig.offered if fig.offered else 0.0
+            acc["sent_to_bot"] += fig.sent_to_bot
+            acc["contained"] += fig.contained
+            acc["in_target"] += fig.service_level * fig.for_people if fig.for_people else 0.0
             if fig.answered:
                 acc["wait_answered"] += fig.asa_s * fig.answered
             waited = fig.answered + fig.abandoned
@@ -98,6 +148,7 @@ def interval_rows(reps: Replications) -> list[dict[str, Any]]:
         sums.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))
     ):
         offered, answered = acc["offered"], acc["answered"]
+        people = offered - acc["contained"]  # needed a person (a bot resolved the others)
         waited_all = answered + acc["abandoned"]
         rows.append(
             {
@@ -108,12 +159,14 @@ def interval_rows(reps: Replications) -> list[dict[str, Any]]:
                 "offered": offered / n,
                 "answered": answered / n,
                 "abandoned": acc["abandoned"] / n,
-                "service_level": acc["in_target"] / offered if offered else None,
-                "abandon_rate": acc["abandoned"] / offered if offered else None,
+                "service_level": acc["in_target"] / people if people else None,
+                "abandon_rate": acc["abandoned"] / people if people else None,
                 "asa_s": acc["wait_answered"] / answered if answered else None,
                 "mean_wait_s": acc["wait_all"] / waited_all if waited_all else None,
                 "p90_wait_s": acc["p90"] / acc["p90_n"] if acc["p90_n"] else None,
                 "repeats": acc["repeats"] / n,
+                "sent_to_bot": acc["sent_to_bot"] / n,
+                "contained": acc["contained"] / n,
             }
         )
     return rows
@@ -146,7 +199,7 @@ def requirement(reps: Replications, target_service_level: float) -> list[float]:
     offered: defaultdict[tuple[int, Channel], float] = defaultdict(float)
     for run in reps.runs:
         for (k, _, channel), fig in run.cells.items():
-            offered[(k, channel)] += fig.offered / n_runs
+            offered[(k, channel)] += fig.for_people / n_runs  # a bot's contained: no load
     aht: dict[Channel, float] = {}
     for channel in plan.channels():
         streams = [s for s in plan.streams if s.channel == channel]

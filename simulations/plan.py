@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from router.assign import rule_for
-from router.domain import AgentId, Channel, CustomerId
+from router.domain import AgentId, AgentKind, Channel, CustomerId
 from router.rules import Rule, RuleBook, Weights
 from simulations.models import NEVER, Distribution, Exponential, Stream
 
@@ -53,6 +53,18 @@ class AgentSpec:
     capacity: Mapping[Channel, int]
     on_duty: tuple[tuple[float, float], ...]
     exclusive_channels: bool = False
+    #: A bot (``Plan.bots``) has no capacity limit: capacity > 0 only says it serves a channel.
+    kind: AgentKind = AgentKind.HUMAN
+
+
+@dataclass(frozen=True, slots=True)
+class BotModel:
+    """What a bot does with the contacts of one bot-first rule: how long it holds one
+    (`handle`), and the share it resolves itself (`containment`, 0..1); the others it
+    escalates to people, who see them with their original arrival time and priority."""
+
+    handle: Distribution
+    containment: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,11 @@ class Plan:
     channel_patience: Mapping[Channel, Distribution] = field(default_factory=dict)
     #: Handle time of an issue's replayed contacts whose own is unknown (abandoned ones).
     issue_handle: Mapping[str, Distribution] = field(default_factory=dict)
+    #: Bots (agents of kind bot): they take only contacts whose rule sends them to a bot
+    #: first (``router.assign.pick_bot``); never counted as staff.
+    bots: tuple[AgentSpec, ...] = ()
+    #: Per bot-first rule (by the rule's issue, ``default`` for the fallback rule).
+    bot_models: Mapping[str, BotModel] = field(default_factory=dict)
 
     @property
     def n_intervals(self) -> int:
@@ -146,6 +163,11 @@ class Plan:
         """The rule routing `issue` (the core's lookup), with the policy's weights if set."""
         rule = rule_for(self.rules, issue)
         return rule if self.weights is None else replace(rule, weights=self.weights)
+
+    def bot_model(self, issue: str) -> BotModel | None:
+        """The bot model of the rule routing `issue`, when that rule sends it to a bot first."""
+        rule = self.rule(issue)
+        return self.bot_models.get(rule.issue) if rule.bot_first else None
 
     def handle_patience(self, issue: str, channel: Channel) -> tuple[Distribution, Distribution]:
         """Handle-time and patience models for a contact of `issue` on `channel`."""

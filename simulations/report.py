@@ -22,8 +22,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from router.domain import Channel
-from simulations.export import clock, interval_rows, requirement, to_dict
-from simulations.results import Replications
+from simulations.export import bot_estimates, clock, interval_rows, requirement, to_dict
+from simulations.results import Estimate, Replications
 from simulations.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -54,10 +54,11 @@ def _service_level_plot(reps: Replications, target: float) -> str:
     for channel in reps.runs[0].channels:
         by_k: dict[float, list[float]] = {}
         for r in rows:
-            if r["channel"] == str(channel) and r["offered"]:
+            people = r["offered"] - r["contained"]  # what a bot resolved is not measured
+            if r["channel"] == str(channel) and people:
                 acc = by_k.setdefault(r["start_s"], [0.0, 0.0])
-                acc[0] += (r["service_level"] or 0.0) * r["offered"]
-                acc[1] += r["offered"]
+                acc[0] += (r["service_level"] or 0.0) * people
+                acc[1] += people
         xs = sorted(by_k)
         ax.plot(xs, [by_k[x][0] / by_k[x][1] for x in xs], marker=".", label=str(channel))
     ax.axhline(target, color="red", linestyle="--", label=f"target {target:.0%}")
@@ -167,6 +168,39 @@ def _summary_html(reps: Replications, scenario: Scenario) -> str:
     )
 
 
+def _bots_html(reps: Replications) -> list[str]:
+    """Containment per issue and channel of the bot-first rules (nothing when none)."""
+    rows = bot_estimates(reps)
+    if not rows:
+        return []
+
+    def cell(e: Estimate, pct: bool = False) -> str:
+        if math.isnan(e.mean):
+            return "-"
+        scale = 100 if pct else 1
+        ci = "" if math.isnan(e.half_width) else f" ±{e.half_width * scale:.1f}"
+        return f"{e.mean * scale:.1f}{'%' if pct else ''}{ci}"
+
+    body = "".join(
+        f"<tr><td>{html.escape(issue)}</td><td>{html.escape(str(channel))}</td>"
+        f"<td>{cell(e['sent_to_bot'])}</td><td>{cell(e['contained'])}</td>"
+        f"<td>{cell(e['containment'], True)}</td><td>{100 * planned:.1f}%</td>"
+        f"<td>{cell(e['bot_mean_s'])}</td><td>{cell(e['escalated_asa_s'])}</td>"
+        f"<td>{cell(e['escalated_after_bot_s'])}</td></tr>"
+        for issue, channel, planned, e in rows
+    )
+    return [
+        "<h2>Bots first</h2>",
+        "<p class=note>Contained: resolved by the bot, never in the people's queue; service "
+        "level counts the contacts that needed a person. An escalated contact's wait counts "
+        "from its arrival, the bot's time included (after bot: from its escalation, as the "
+        "live service's figures count it).</p>",
+        "<table><tr><th>issue</th><th>channel</th><th>sent to bot</th><th>contained</th>"
+        "<th>containment</th><th>planned</th><th>bot time (s)</th>"
+        f"<th>escalated ASA (s)</th><th>after bot (s)</th></tr>{body}</table>",
+    ]
+
+
 def write_report(reps: Replications, scenario: Scenario, path: Path) -> None:
     """The study report: plots and summary, one self-contained HTML file."""
     target = scenario.target_service_level
@@ -178,6 +212,7 @@ def write_report(reps: Replications, scenario: Scenario, path: Path) -> None:
         "(Student's t). Per-interval curves pool the replications.</p>",
         "<h2>Summary</h2>",
         _summary_html(reps, scenario),
+        *_bots_html(reps),
         "<h2>Service level</h2>",
         _service_level_plot(reps, target),
         "<h2>Queue</h2>",

@@ -3,8 +3,16 @@
 Definitions (the planner's, and those of ``simulations.erlang``):
 
 * offered: contacts that arrived; answered: given to an agent; abandoned: gave up waiting.
-* service level: answered within the channel's target / offered (an abandoned contact never
-  counts as answered; a contact still waiting when the run ends counts as not answered).
+* bots: sent to a bot, contained (resolved by the bot: served, never in the people's queue),
+  containment = contained / sent to a bot; the others were escalated to people. Like the
+  live figures, service level and abandon rate are over the contacts that needed a person
+  (offered - contained); an escalated contact's wait counts from its arrival, the bot's
+  time included (``escalated_asa_s``: the mean of those waits, answered ones;
+  ``escalated_after_bot_s``: the same from the escalation, as the live service's
+  ``accept_offer.lua`` measures a person's answer).
+* service level: answered within the channel's target / (offered - contained) (an
+  abandoned contact never counts as answered; a contact still waiting when the run ends
+  counts as not answered).
 * ASA: mean wait of answered contacts; mean and 90th-percentile wait: over answered and
   abandoned contacts (the wait an abandoned contact endured is its patience).
 * occupancy of a group: time with at least one contact in hand / time on duty.
@@ -27,7 +35,7 @@ from scipy.stats import t as student_t
 from router.domain import Channel
 from simulations.engine import simulate
 from simulations.plan import Plan
-from simulations.runlog import ABANDONED, ANSWERED, RunLog
+from simulations.runlog import ABANDONED, ANSWERED, BOT_CONTAINED, BOT_ESCALATED, NO_BOT, RunLog
 
 MEASURES = (
     "offered",
@@ -40,6 +48,12 @@ MEASURES = (
     "p90_wait_s",
     "repeats",
     "switches",
+    "sent_to_bot",
+    "contained",
+    "containment",
+    "bot_mean_s",
+    "escalated_asa_s",
+    "escalated_after_bot_s",
 )
 
 
@@ -57,6 +71,17 @@ class Figures:
     p90_wait_s: float
     repeats: int
     switches: int
+    sent_to_bot: int = 0
+    contained: int = 0
+    containment: float = math.nan
+    bot_mean_s: float = math.nan
+    escalated_asa_s: float = math.nan
+    escalated_after_bot_s: float = math.nan
+
+    @property
+    def for_people(self) -> int:
+        """Contacts that needed a person: the offered ones a bot did not resolve."""
+        return self.offered - self.contained
 
     def as_dict(self) -> dict[str, float]:
         """Measures by name (NaN where undefined, e.g. ASA with nothing answered)."""
@@ -71,17 +96,34 @@ def _figures(mask: NDArray[np.bool_], cols: _Columns) -> Figures:
     waited = cols.wait[answered_mask | abandoned_mask]
     in_target = int((answered_mask & (cols.wait <= cols.target)).sum())
     nan = math.nan
+    to_bot = mask & (cols.bot != NO_BOT)
+    sent = int(to_bot.sum())
+    contained = int((mask & (cols.bot == BOT_CONTAINED)).sum())
+    people = offered - contained
+    escalated_answered = answered_mask & (cols.bot == BOT_ESCALATED)
     return Figures(
         offered=offered,
         answered=answered,
         abandoned=int(abandoned_mask.sum()),
-        service_level=in_target / offered if offered else nan,
-        abandon_rate=float(abandoned_mask.sum()) / offered if offered else nan,
+        service_level=in_target / people if people else nan,
+        abandon_rate=float(abandoned_mask.sum()) / people if people else nan,
         asa_s=float(cols.wait[answered_mask].mean()) if answered else nan,
         mean_wait_s=float(waited.mean()) if waited.size else nan,
         p90_wait_s=float(np.percentile(waited, 90)) if waited.size else nan,
         repeats=int((mask & cols.repeat).sum()),
         switches=int((mask & cols.switched).sum()),
+        sent_to_bot=sent,
+        contained=contained,
+        containment=contained / sent if sent else nan,
+        bot_mean_s=float(cols.bot_s[to_bot].mean()) if sent else nan,
+        escalated_asa_s=float(cols.wait[escalated_answered].mean())
+        if escalated_answered.any()
+        else nan,
+        escalated_after_bot_s=float(
+            np.maximum(cols.wait - cols.bot_s, 0.0)[escalated_answered].mean()
+        )
+        if escalated_answered.any()
+        else nan,
     )
 
 
@@ -97,6 +139,8 @@ class _Columns:
     repeat: NDArray[np.bool_]
     switched: NDArray[np.bool_]
     counted: NDArray[np.bool_]
+    bot: NDArray[np.int64]
+    bot_s: NDArray[np.float64]
 
 
 def _columns(log: RunLog, plan: Plan) -> _Columns:
@@ -116,6 +160,8 @@ def _columns(log: RunLog, plan: Plan) -> _Columns:
         repeat=np.asarray(log.repeat, dtype=np.bool_),
         switched=np.asarray(log.switched, dtype=np.bool_),
         counted=arrived >= log.warmup_s,
+        bot=np.asarray(log.bot, dtype=np.int64),
+        bot_s=np.asarray(log.bot_s, dtype=np.float64),
     )
 
 

@@ -12,7 +12,10 @@ from router.domain import Channel
 from simulations.models import on_duty_seconds
 from simulations.plan import Plan
 
-ANSWERED, ABANDONED, UNANSWERED = 0, 1, 2
+#: Outcomes; CONTAINED: resolved by a bot, never in the people's queue.
+ANSWERED, ABANDONED, UNANSWERED, CONTAINED = 0, 1, 2, 3
+#: What a bot did with a contact (``RunLog.bot``): none took it, it resolved it, it escalated it.
+NO_BOT, BOT_CONTAINED, BOT_ESCALATED = 0, 1, 2
 #: Outcome of a contact still open when the row is written (overwritten later).
 OPEN = -1
 
@@ -36,6 +39,9 @@ class RunLog:
     wait_s: list[float]
     group: list[int]
     resolved: list[int]
+    #: NO_BOT, BOT_CONTAINED or BOT_ESCALATED, and the time the contact spent with a bot.
+    bot: list[int]
+    bot_s: list[float]
     #: Integral of the queue length over time, [interval][channel] (contact-seconds).
     queue_area: list[list[float]]
     busy_s: list[float]
@@ -76,6 +82,8 @@ class RunLog:
             wait_s=[],
             group=[],
             resolved=[],
+            bot=[],
+            bot_s=[],
             queue_area=[[0.0] * len(channels) for _ in range(n)],
             busy_s=[0.0] * len(groups),
             staffed_s=staffed,
@@ -93,6 +101,8 @@ class RunLog:
         self.wait_s.append(0.0)
         self.group.append(-1)
         self.resolved.append(-1)
+        self.bot.append(NO_BOT)
+        self.bot_s.append(0.0)
         return len(self.arrived_s) - 1
 
     def answer(self, row: int, wait_s: float, group: int) -> None:
@@ -100,6 +110,14 @@ class RunLog:
         self.outcome[row] = ANSWERED
         self.wait_s[row] = wait_s
         self.group[row] = group
+
+    def bot_done(self, row: int, bot_s: float, contained: bool) -> None:
+        """A bot held the contact of `row` for `bot_s` and resolved it or escalated it."""
+        self.bot[row] = BOT_CONTAINED if contained else BOT_ESCALATED
+        self.bot_s[row] = bot_s
+        if contained:
+            self.outcome[row] = CONTAINED
+            self.resolved[row] = 1
 
     @property
     def contacts(self) -> int:

@@ -23,10 +23,23 @@ has complete files)::
          priority: 0, language: he}                           # patience omitted: never
     rules:                            # optional; an issue without one needs skill <issue>
       - {issue: billing, skills: {billing: 2}, service_level: 0.8, targets: {voice: 20s},
-         steps: [{after: 30s, skills: {billing: 1}}]}
+         steps: [{after: 30s, skills: {billing: 1}}],
+         bot_first: true,                                     # a bot takes it first, then:
+         bot: {containment: 0.4,                              #   share the bot resolves
+               handle: {dist: lognormal, mean: 2m, sd: 1m}}}  #   time with the bot
     agents:                           # required
       - {group: blended, count: 12, skills: {billing: 3}, capacity: {voice: 1, chat: 2},
          exclusive_channels: true, shifts: [{start: 0, end: 8h, breaks: [{at: 4h, length: 30m}]}]}
+      - {group: assistant, kind: bot, skills: {billing: 1}, capacity: {chat: 1}}  # count: 1
+
+Bots are declared like agents, with ``kind: bot``: no capacity limit (capacity > 0 only
+says which channels the bot serves), skills and shifts as for people, never staff. A contact
+of a bot-first rule goes at arrival to a bot that holds the rule's requirements on its
+channel (``router.assign.pick_bot``); when none can take it (no bot declared, off duty,
+wrong channel or skills), people may take it, as in the live service (``router.policy``).
+An escalated contact joins the people's queue with its original arrival time and priority:
+its wait for a person counts from its arrival (the bot's time included) and its patience
+starts when it joins the queue.
     journeys:                         # optional: unresolved contacts come back
       {base: 0.75, per_level: 0.04, with_history: 0.12, same_agent: 0.03,
        return_delay: {dist: exponential, mean: 2h}, switch_channel: 0.4,
@@ -41,7 +54,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from router.domain import MAX_PRIORITY, MAX_PROFICIENCY, AgentId, Channel
+from router.domain import MAX_PRIORITY, MAX_PROFICIENCY, AgentId, AgentKind, Channel
 from router.errors import InvalidArgument
 from router.rules import RelaxationStep, Rule, RuleBook, Weights, check_name, validate_rule
 from simulations.models import (
@@ -56,7 +69,7 @@ from simulations.models import (
     Stream,
     merge_periods,
 )
-from simulations.plan import POLICY_WEIGHTS, AgentSpec, History, Journeys, Plan
+from simulations.plan import POLICY_WEIGHTS, AgentSpec, BotModel, History, Journeys, Plan
 from simulations.yamlfields import Field, ScenarioError, compose
 
 MODES = ("simulate", "headline")
@@ -112,11 +125,13 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     policy = top["policy"].choice(tuple(POLICY_WEIGHTS)) if "policy" in top else "rules"
     weights = _weights(top["weights"]) if "weights" in top else POLICY_WEIGHTS[policy]
     streams = tuple(_stream(f, interval, horizon) for f in top["streams"].sequence(True))
-    rules = RuleBook(_rule(f) for f in top["rules"].sequence()) if "rules" in top else RuleBook()
-    agents = tuple(a for f in top["agents"].sequence(True) for a in _agents(f, horizon))
+    ruled = [_rule(f) for f in top["rules"].sequence()] if "rules" in top else []
+    everyone = [a for f in top["agents"].sequence(True) for a in _agents(f, horizon)]
     plan = Plan(
-        agents=agents,
-        rules=rules,
+        agents=tuple(a for a in everyone if a.kind is AgentKind.HUMAN),
+        bots=tuple(a for a in everyone if a.kind is AgentKind.BOT),
+        rules=RuleBook(rule for rule, _ in ruled),
+        bot_models={rule.issue: model for rule, model in ruled if model is not None},
         horizon_s=horizon,
         interval_s=interval,
         streams=streams,
@@ -216,9 +231,19 @@ def _levels(field: Field, allow_zero: bool = False) -> dict[str, int]:
     return levels
 
 
-def _rule(field: Field) -> Rule:
+def _rule(field: Field) -> tuple[Rule, BotModel | None]:
     spec = field.mapping(
-        {"issue", "skills", "service_level", "targets", "steps", "weights", "description"},
+        {
+            "issue",
+            "skills",
+            "service_level",
+            "targets",
+            "steps",
+            "weights",
+            "description",
+            "bot_first",
+            "bot",
+        },
         {"issue", "skills"},
     )
     steps = (
@@ -250,13 +275,33 @@ def _rule(field: Field) -> Rule:
         answer_target_s=MappingProxyType(targets),
         steps=steps,
         weights=_weights(spec["weights"]) if "weights" in spec else Weights(),
+        bot_first=spec["bot_first"].boolean() if "bot_first" in spec else False,
     )
     try:
         validate_rule(rule)
     except InvalidArgument as exc:  # the core names the field; we add its line
         raise _core_field(field, spec, exc.field).error(exc.problem) from exc
     _check_relaxes(rule, spec)
-    return rule
+    return rule, _bot_model(rule, spec)
+
+
+def _bot_model(rule: Rule, spec: dict[str, Field]) -> BotModel | None:
+    """The bot outcome of a bot-first rule: required with ``bot_first: true``, refused
+    without (a model no contact would use is a mistake in the file)."""
+    if not rule.bot_first:
+        if "bot" in spec:
+            raise spec["bot"].error("only a rule with 'bot_first: true' sends contacts to a bot")
+        return None
+    if "bot" not in spec:
+        raise spec["bot_first"].error(
+            "a bot-first rule needs 'bot': {containment: share the bot resolves (0..1), "
+            "handle: the bot's handling time}"
+        )
+    bot = spec["bot"].mapping({"containment", "handle"}, {"containment", "handle"})
+    handle = distribution(bot["handle"])
+    if handle is NEVER:
+        raise bot["handle"].error("a bot must finish: give a distribution, not 'never'")
+    return BotModel(handle=handle, containment=bot["containment"].number(0.0, 1.0))
 
 
 def _check_relaxes(rule: Rule, spec: dict[str, Field]) -> None:
@@ -308,10 +353,19 @@ def _weights(field: Field) -> Weights:
 
 def _agents(field: Field, horizon_s: float) -> list[AgentSpec]:
     spec = field.mapping(
-        {"group", "count", "skills", "capacity", "exclusive_channels", "shifts"},
-        {"group", "count", "skills", "capacity"},
+        {"group", "kind", "count", "skills", "capacity", "exclusive_channels", "shifts"},
+        {"group", "skills", "capacity"},
     )
     group = _name(spec["group"])
+    kind = (
+        AgentKind(spec["kind"].choice(tuple(k.value for k in AgentKind)))
+        if "kind" in spec
+        else AgentKind.HUMAN
+    )
+    if kind is AgentKind.HUMAN and "count" not in spec:
+        raise field.error("missing field 'count'")
+    if kind is AgentKind.BOT and "exclusive_channels" in spec:
+        raise spec["exclusive_channels"].error("a bot has no capacity limit to share")
     capacity = {}
     for ch, value in spec["capacity"].items():
         _channel_key(value, ch)
@@ -337,11 +391,17 @@ def _agents(field: Field, horizon_s: float) -> list[AgentSpec]:
         periods += Shift(start, end, breaks).on_duty()
     duty = tuple(merge_periods(periods)) if "shifts" in spec else ((0.0, math.inf),)
     skills = MappingProxyType(_levels(spec["skills"]))
-    count = spec["count"].integer(0, 100_000)
+    count = spec["count"].integer(0, 100_000) if "count" in spec else 1
     exclusive = spec["exclusive_channels"].boolean() if "exclusive_channels" in spec else False
     return [
         AgentSpec(
-            AgentId(f"{group}-{k:04d}"), group, skills, MappingProxyType(capacity), duty, exclusive
+            AgentId(f"{group}-{k:04d}"),
+            group,
+            skills,
+            MappingProxyType(capacity),
+            duty,
+            exclusive,
+            kind,
         )
         for k in range(count)
     ]

@@ -1,4 +1,5 @@
-"""Readable summary tables (rich) of a study: by issue and channel, by channel, by group."""
+"""Readable summary tables (rich) of a study: by issue and channel, by channel, by group,
+customer journeys, and bots when a rule sends contacts to a bot first."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 from rich.table import Table
 
+from simulations.export import bot_estimates
 from simulations.results import Estimate, Figures, Replications, estimate
 from simulations.scenario import Scenario
 
@@ -121,4 +123,43 @@ def summary_tables(reps: Replications, scenario: Scenario) -> list[Table]:
         count(t("switches")),
         pct(reps.extra("first_contact_resolution")),
     )
-    return [main, groups, journeys]
+    tables = [main, groups, journeys]
+    bots = bot_table(reps)
+    return tables if bots is None else [*tables, bots]
+
+
+def bot_table(reps: Replications) -> Table | None:
+    """Containment per issue and channel of the bot-first rules (None when there are none)."""
+    rows = bot_estimates(reps)
+    if not rows:
+        return None
+    table = Table(
+        title="bots first (escalated ASA: from arrival, bot time included; after bot: from "
+        "escalation; service level above: the contacts that needed a person)",
+        title_justify="left",
+    )
+    for column in (
+        "issue",
+        "channel",
+        "sent to bot",
+        "contained",
+        "containment",
+        "planned",
+        "bot time",
+        "escalated ASA",
+        "after bot",
+    ):
+        table.add_column(column, justify="left" if column in ("issue", "channel") else "right")
+    for issue, channel, planned, e in rows:
+        table.add_row(
+            issue,
+            str(channel),
+            count(e["sent_to_bot"]),
+            count(e["contained"]),
+            pct(e["containment"]),
+            f"{100 * planned:.1f}%",
+            secs(e["bot_mean_s"]),
+            secs(e["escalated_asa_s"]),
+            secs(e["escalated_after_bot_s"]),
+        )
+    return table

@@ -4,7 +4,8 @@ One FIFO per (channel, issue, priority, language): within such a group the queue
 the core (``queue_rank``: priority, then deadline = arrival + the channel's target) is the
 arrival order, and the oldest contact is the most relaxed. So the heads of the groups are
 the only contacts a freed agent needs to look at. Contacts that leave the middle of a group
-(abandon, relax into service) are dropped lazily when they reach its head.
+(abandon, relax into service) are dropped lazily when they reach its head. A contact a bot
+escalates comes back with its original arrival, so it is placed by arrival, not at the end.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from simulations.runlog import RunLog
 
 class Job:
     """A contact in the simulation, with what the customer will do: handle time if served,
-    patience if left waiting, and where it is in the customer's journey."""
+    patience if left waiting, and where it is in the customer's journey; for a bot-first
+    contact, its time with a bot and whether the bot resolves it."""
 
     __slots__ = (
+        "abandon_at",
         "agent_id",
+        "bot_s",
         "contact",
+        "contained",
         "first_channel",
         "handle_s",
         "index",
@@ -49,6 +54,10 @@ class Job:
         self.index = -1
         self.waiting = False
         self.agent_id: AgentId | None = None
+        self.bot_s = 0.0
+        self.contained = False
+        #: When its current wait ends in abandonment (an earlier wait's event is stale).
+        self.abandon_at = math.inf
 
 
 GroupKey = tuple[Channel, str, int, str]
@@ -75,10 +84,23 @@ class WaitingRoom:
         if group is None:
             group = self._groups[key] = deque()
             self._by_channel[contact.channel].append(group)
-        group.append(job)
+        if group and not _after(job, group[-1]):
+            self._insert(group, job)
+        else:
+            group.append(job)
         job.waiting = True
         self.count += 1
         self._change(self._channel_index[contact.channel], 1, now)
+
+    @staticmethod
+    def _insert(group: deque[Job], job: Job) -> None:
+        """Place `job` by arrival (an escalated contact); not twice, if an earlier wait of
+        its own is still in the group (removal is lazy)."""
+        i = len(group)
+        while i and _after(group[i - 1], job):
+            i -= 1
+        if not (i and group[i - 1] is job):
+            group.insert(i, job)
 
     def leave(self, job: Job, now: float) -> None:
         """`job` stops waiting (answered or abandoned); removal from its group is lazy."""
@@ -96,7 +118,8 @@ class WaitingRoom:
 
     def all_waiting(self) -> list[Job]:
         """Contacts still waiting, in arrival order per group."""
-        return [job for group in self._groups.values() for job in group if job.waiting]
+        jobs = (job for group in self._groups.values() for job in group if job.waiting)
+        return list(dict.fromkeys(jobs))  # a job waiting again may appear twice (lazy removal)
 
     def close(self, end_s: float) -> None:
         """Integrate the queue lengths up to `end_s` (the end of the run)."""
@@ -117,3 +140,8 @@ class WaitingRoom:
                 t = edge if edge > t else math.inf
         self._length[channel] = length + delta
         self._since[channel] = now
+
+
+def _after(a: Job, b: Job) -> bool:
+    """Does `a` come after `b` in its group (later arrival, then id)?"""
+    return (a.contact.arrived_at, a.contact.id) > (b.contact.arrived_at, b.contact.id)

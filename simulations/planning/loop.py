@@ -160,9 +160,9 @@ def check(
             if k >= n:
                 continue
             for g in groups_of.get(issue, []):
-                offered[g][k] += figures.offered
-                if figures.offered:
-                    answered[g][k] += figures.service_level * figures.offered
+                offered[g][k] += figures.for_people  # bots' contained contacts aside
+                if figures.for_people:
+                    answered[g][k] += figures.service_level * figures.for_people
     target = request.target.service_level
     misses, levels = [], {}
     for g in offered:
