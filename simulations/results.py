@@ -6,13 +6,14 @@ Definitions (the planner's, and those of ``simulations.erlang``):
 * bots: sent to a bot, contained (resolved by the bot: served, never in the people's queue),
   containment = contained / sent to a bot; the others were escalated to people. Like the
   live figures, service level and abandon rate are over the contacts that needed a person
-  (offered - contained); an escalated contact's wait counts from its arrival, the bot's
-  time included (``escalated_asa_s``: the mean of those waits, answered ones;
-  ``escalated_after_bot_s``: the same from the escalation, as the live service's
-  ``accept_offer.lua`` measures a person's answer).
-* service level: answered within the channel's target / (offered - contained) (an
-  abandoned contact never counts as answered; a contact still waiting when the run ends
-  counts as not answered).
+  (offered - contained). An escalated contact keeps its arrival for its place in the queue
+  and its relaxation; its wait (``wait``, ``escalated_asa_s``) counts from its arrival, the
+  bot's time included, while service level judges the person's answer from the escalation
+  (``escalated_after_bot_s``), as the live service does (``escalate.lua`` restarts
+  ``since_ms``; ``accept_offer.lua`` measures the answer from it): the bot answered first.
+* service level: answered by a person within the channel's target of entering the people's
+  queue / (offered - contained) (an abandoned contact never counts as answered; a contact
+  still waiting when the run ends counts as not answered).
 * ASA: mean wait of answered contacts; mean and 90th-percentile wait: over answered and
   abandoned contacts (the wait an abandoned contact endured is its patience).
 * occupancy of a group: time with at least one contact in hand / time on duty.
@@ -94,7 +95,8 @@ def _figures(mask: NDArray[np.bool_], cols: _Columns) -> Figures:
     abandoned_mask = mask & (cols.outcome == ABANDONED)
     answered = int(answered_mask.sum())
     waited = cols.wait[answered_mask | abandoned_mask]
-    in_target = int((answered_mask & (cols.wait <= cols.target)).sum())
+    person_wait = np.maximum(cols.wait - cols.bot_s, 0.0)  # bot_s is 0 without a bot
+    in_target = int((answered_mask & (person_wait <= cols.target)).sum())
     nan = math.nan
     to_bot = mask & (cols.bot != NO_BOT)
     sent = int(to_bot.sum())
@@ -119,9 +121,7 @@ def _figures(mask: NDArray[np.bool_], cols: _Columns) -> Figures:
         escalated_asa_s=float(cols.wait[escalated_answered].mean())
         if escalated_answered.any()
         else nan,
-        escalated_after_bot_s=float(
-            np.maximum(cols.wait - cols.bot_s, 0.0)[escalated_answered].mean()
-        )
+        escalated_after_bot_s=float(person_wait[escalated_answered].mean())
         if escalated_answered.any()
         else nan,
     )

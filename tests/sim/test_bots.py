@@ -123,7 +123,13 @@ def test_escalated_contacts_keep_their_arrival_time_so_their_wait_includes_the_b
     assert botted.arrived_s == plain.arrived_s
     assert set(plain.wait_s) == {0.0}  # people to spare: nobody waits without a bot ...
     assert botted.wait_s == pytest.approx([75.0] * botted.contacts)  # ... the bot's time
-    assert summarize(botted, chat_plan(0.0, Fixed(75.0))).total.service_level == 0.0
+    figures = summarize(botted, chat_plan(0.0, Fixed(75.0))).total
+    # Service level judges the person's answer from the escalation, as the live service
+    # does: people answered at once, though every customer spent 75 s (> the 60 s chat
+    # target) with the bot first.
+    assert figures.service_level == 1.0
+    assert figures.escalated_asa_s == pytest.approx(75.0)
+    assert figures.escalated_after_bot_s == pytest.approx(0.0, abs=1e-9)
 
 
 def test_containment_zero_gives_the_human_load_of_no_bot_plus_bot_time_in_waits() -> None:
