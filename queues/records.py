@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +138,7 @@ def agent_profile(
     kind: AgentKind,
     skills: Mapping[str, int],
     capacity: Mapping[Channel, int],
+    groups: AbstractSet[str] = frozenset(),
 ) -> dict[str, Any]:
     """The profile JSON that write_agent stores."""
     return {
@@ -144,7 +146,14 @@ def agent_profile(
         "kind": kind.value,
         "skills": dict(sorted(skills.items())),
         "capacity": {ch.value: n for ch, n in sorted(capacity.items())},
+        "groups": sorted(groups),
     }
+
+
+def _json_list(raw: str | None) -> list[str]:
+    value = json.loads(raw or "[]")
+    # cjson writes an empty table as {}: none.
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _json_map(raw: str | None) -> dict[str, Any]:
@@ -170,6 +179,7 @@ def parse_agent(agent_id: str, record: AgentRecord) -> Agent:
         kind=AgentKind(f.get("kind") or AgentKind.HUMAN.value),
         state_since=_int(f, "state_ms") / 1000.0,
         missed_offers=_int(f, "missed"),
+        groups=frozenset(_json_list(f.get("groups"))),
     )
 
 
@@ -199,6 +209,7 @@ def rule_to_json(rule: Rule) -> str:
             },
             "require_language": rule.require_language,
             "bot_first": rule.bot_first,
+            "agent_groups": sorted(rule.agent_groups),
         },
         sort_keys=True,
     )
@@ -212,6 +223,8 @@ def _step_json(step: RelaxationStep) -> dict[str, Any]:
         out["service_level_below"] = step.service_level_below
     if step.eligible_at_most is not None:
         out["eligible_at_most"] = step.eligible_at_most
+    if step.add_groups:
+        out["add_groups"] = sorted(step.add_groups)
     return out
 
 
@@ -227,6 +240,7 @@ def _step_from_json(s: Mapping[str, Any]) -> RelaxationStep:
         expected_wait_over_s=None if over is None else float(over),
         service_level_below=None if below is None else float(below),
         eligible_at_most=None if at_most is None else int(at_most),
+        add_groups=frozenset(str(g) for g in s.get("add_groups", ())),
     )
 
 
@@ -248,6 +262,7 @@ def rule_from_json(raw: str) -> Rule:
         repeat_priority_boost=int(repeat.get("priority_boost", 0)),
         repeat_min_proficiency=int(repeat.get("min_proficiency", 0)),
         bot_first=bool(d.get("bot_first", False)),
+        agent_groups=frozenset(str(g) for g in d.get("agent_groups", ())),
     )
 
 

@@ -95,6 +95,10 @@ def _agent_fields(p: argparse.ArgumentParser) -> None:
         "--capacity", action="append", type=arg_type(capacity_spec), metavar="CHANNEL=N",
         help=f"contacts at once on a channel ({', '.join(CHANNELS)}), e.g. chat=3 (repeat)",
     )  # fmt: skip
+    p.add_argument(
+        "--group", action="append", metavar="GROUP",
+        help="an agent group the agent belongs to, e.g. tier2 or site.lisbon (repeat)",
+    )  # fmt: skip
 
 
 def _agents(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +114,7 @@ def _agents(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _leaf(sub, "update", cmd.agents_update, "replace an agent's name, skills or capacities")
     p.add_argument("id")
     _agent_fields(p)
+    p.add_argument("--no-groups", action="store_true", help="take the agent out of every group")
     p.add_argument("--etag", help="only if the agent is still at this version")
     _leaf(sub, "delete", cmd.agents_delete, "delete a signed-out agent").add_argument("id")
     p = _leaf(sub, "state", cmd.agents_state, "set an agent available, away, or signed out")
@@ -148,7 +153,12 @@ def _rules(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     p.add_argument(
         "--step", action="append", type=arg_type(step_spec), metavar="AFTER:SKILL=LEVEL",
-        help="relaxation: after a wait, new minimums (0 drops), e.g. 30s:billing=2 (repeat)",
+        help="relaxation: after a wait, new minimums (0 drops) and @groups added, "
+        "e.g. 30s:billing=2 or 2m:@overflow (repeat)",
+    )  # fmt: skip
+    p.add_argument(
+        "--group", action="append", metavar="GROUP",
+        help="only agents of this group (repeat: of any of them); steps may add more",
     )  # fmt: skip
     p.add_argument("--sl", type=float, help="service-level share in (0, 1] (default 0.8)")
     p.add_argument(

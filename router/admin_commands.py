@@ -109,6 +109,7 @@ def agents_create(c: Call) -> int:
         kind=pb.AGENT_KIND_BOT if c.ns.bot else pb.AGENT_KIND_HUMAN,
         skills=c.ns.skill or [],
         capacities=c.ns.capacity or [],
+        groups=c.ns.group or [],
     )
     request = sup_pb.CreateAgentRequest(parent=c.conn.parent, agent_id=c.ns.id, agent=agent)
     created = c.sup.CreateAgent(request, **c.kw())
@@ -116,7 +117,8 @@ def agents_create(c: Call) -> int:
 
 
 def agents_update(c: Call) -> int:
-    """``agents update ID``: replace the named fields (display name, skills, capacities)."""
+    """``agents update ID``: replace the named fields (display name, skills, capacities,
+    groups)."""
     agent = pb.Agent(name=c.agent(c.ns.id), etag=c.ns.etag or "")
     paths = []
     if c.ns.name is not None:
@@ -128,8 +130,13 @@ def agents_update(c: Call) -> int:
     if c.ns.capacity:
         agent.capacities.extend(c.ns.capacity)
         paths.append("capacities")
+    if c.ns.group and c.ns.no_groups:
+        raise UsageError("give --group or --no-groups, not both")
+    if c.ns.group or c.ns.no_groups:
+        agent.groups.extend(c.ns.group or [])
+        paths.append("groups")
     if not paths:
-        raise UsageError("nothing to update: give --name, --skill or --capacity")
+        raise UsageError("nothing to update: give --name, --skill, --capacity or --group")
     request = sup_pb.UpdateAgentRequest(agent=agent, update_mask=FieldMask(paths=paths))
     updated = c.sup.UpdateAgent(request, **c.kw())
     return c.show(updated, render.agent_table(updated))
@@ -214,6 +221,7 @@ def _rule_from_flags(ns: argparse.Namespace) -> pb.RoutingRule:
         relaxation_steps=ns.step or [],
         require_language=ns.require_language,
         bot_first=ns.bot_first,
+        agent_groups=ns.group or [],
     )
     if ns.weights is not None:
         rule.weights.CopyFrom(ns.weights)
@@ -224,7 +232,7 @@ def rules_put(c: Call) -> int:
     """``rules put``: create or replace one rule from flags, or several from a file."""
     ns = c.ns
     if ns.file is not None:
-        if ns.issue or ns.skill or ns.step or ns.target or ns.weights or ns.sl:
+        if ns.issue or ns.skill or ns.step or ns.target or ns.weights or ns.sl or ns.group:
             raise UsageError("rules put --file takes no ISSUE or rule flags")
         items = [(r.issue, r.rule, f"{ns.file}:{r.line}") for r in read_rules_file(ns.file)]
     else:

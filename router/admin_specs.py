@@ -93,12 +93,21 @@ def capacity_spec(text: str) -> pb.ChannelCapacity:
 
 
 def step_spec(text: str) -> pb.RelaxationStep:
-    """``30s:billing=2,lang.en=0`` -> RelaxationStep."""
+    """``30s:billing=2,lang.en=0`` or ``2m:@overflow`` (add agent group `overflow`) ->
+    RelaxationStep."""
     after, sep, rest = text.partition(":")
-    if not sep or not rest:
-        raise SpecError(f"{text!r} is not AFTER:SKILL=LEVEL[,...], e.g. 30s:billing=2")
-    skills = [requirement_spec(part) for part in rest.split(",") if part.strip()]
-    return pb.RelaxationStep(after=duration_pb(duration_s(after)), skills=skills)
+    parts = [part.strip() for part in rest.split(",") if part.strip()]
+    if not sep or not parts:
+        raise SpecError(
+            f"{text!r} is not AFTER:SKILL=LEVEL|@GROUP[,...], e.g. 30s:billing=2 or 2m:@overflow"
+        )
+    step = pb.RelaxationStep(after=duration_pb(duration_s(after)))
+    for part in parts:
+        if part.startswith("@"):
+            step.add_agent_groups.append(part[1:])
+        else:
+            step.skills.append(requirement_spec(part))
+    return step
 
 
 def target_spec(text: str) -> pb.ChannelTarget:
@@ -165,12 +174,23 @@ _RULE_FIELDS = (
     "issue",
     "description",
     "skills",
+    "agent_groups",
     "steps",
     "service_level",
     "targets",
     "weights",
     "require_language",
     "bot_first",
+    "affinity_wait",
+    "repeat_contacts",
+)
+_STEP_FIELDS = (
+    "after",
+    "skills",
+    "add_agent_groups",
+    "expected_wait_over",
+    "service_level_below",
+    "eligible_agents_at_most",
 )
 
 
@@ -244,6 +264,24 @@ def _requirements(node: yaml.Node, field: str, lowest: int) -> list[pb.SkillRequ
     ]
 
 
+def _names(node: yaml.Node, field: str, what: str) -> list[str]:
+    """A list of names (``[a, b]``), or one name."""
+    if isinstance(node, yaml.SequenceNode):
+        return [_name(item, f"{field}[{i}]", what) for i, item in enumerate(node.value)]
+    return [_name(node, field, what)]
+
+
+def _whole(node: yaml.Node, field: str, low: int, high: int) -> int:
+    text = _scalar(node, field)
+    try:
+        value = int(text)
+    except ValueError:
+        raise RulesFileError(_line(node), field, f"{text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise RulesFileError(_line(node), field, f"must be {low}..{high}, got {value}")
+    return value
+
+
 def _steps(node: yaml.Node, field: str) -> list[pb.RelaxationStep]:
     if not isinstance(node, yaml.SequenceNode):
         raise RulesFileError(_line(node), field, "must be a list of {after, skills}")
@@ -252,16 +290,46 @@ def _steps(node: yaml.Node, field: str) -> list[pb.RelaxationStep]:
         where = f"{field}[{i}]"
         step = pb.RelaxationStep()
         for name, key, value in _mapping(item, where):
+            at = f"{where}.{name}"
             if name == "after":
-                step.after.CopyFrom(_seconds(value, f"{where}.after"))
+                step.after.CopyFrom(_seconds(value, at))
             elif name == "skills":
-                step.skills.extend(_requirements(value, f"{where}.skills", 0))
+                step.skills.extend(_requirements(value, at, 0))
+            elif name == "add_agent_groups":
+                step.add_agent_groups.extend(_names(value, at, "group"))
+            elif name == "expected_wait_over":
+                step.expected_wait_over.CopyFrom(_seconds(value, at))
+            elif name == "service_level_below":
+                step.service_level_below = _number(value, at, 0.0, 1.0)
+            elif name == "eligible_agents_at_most":
+                step.eligible_agents_at_most = _whole(value, at, 0, 100_000)
             else:
-                raise RulesFileError(_line(key), f"{where}.{name}", "unknown field (after, skills)")
-        if not step.HasField("after") or not step.skills:
-            raise RulesFileError(_line(item), where, "needs both `after` and `skills`")
+                raise RulesFileError(
+                    _line(key), at, f"unknown field (one of {', '.join(_STEP_FIELDS)})"
+                )
+        if not step.HasField("after") or not (step.skills or step.add_agent_groups):
+            raise RulesFileError(
+                _line(item), where, "needs `after` and `skills` or `add_agent_groups`"
+            )
         steps.append(step)
     return steps
+
+
+def _repeat(node: yaml.Node, field: str) -> pb.RepeatContactPolicy:
+    policy = pb.RepeatContactPolicy()
+    for name, key, value in _mapping(node, field):
+        at = f"{field}.{name}"
+        if name == "window":
+            policy.window.CopyFrom(_seconds(value, at))
+        elif name == "priority_boost":
+            policy.priority_boost = _whole(value, at, 0, 9)
+        elif name == "min_proficiency":
+            policy.min_proficiency = _level(value, at, 0)
+        else:
+            raise RulesFileError(
+                _line(key), at, "unknown field (one of window, priority_boost, min_proficiency)"
+            )
+    return policy
 
 
 def _rule(node: yaml.Node, field: str, issue: str | None) -> FileRule:
@@ -276,6 +344,12 @@ def _rule(node: yaml.Node, field: str, issue: str | None) -> FileRule:
             rule.required_skills.extend(_requirements(value, where, 1))
         elif name == "steps":
             rule.relaxation_steps.extend(_steps(value, where))
+        elif name == "agent_groups":
+            rule.agent_groups.extend(_names(value, where, "group"))
+        elif name == "affinity_wait":
+            rule.affinity_wait.CopyFrom(_seconds(value, where))
+        elif name == "repeat_contacts":
+            rule.repeat_contacts.CopyFrom(_repeat(value, where))
         elif name == "service_level":
             rule.service_level = _number(value, where, 0.01, 1.0)
         elif name == "targets":

@@ -25,7 +25,7 @@ from router.domain import (
     Channel,
     Contact,
 )
-from router.rules import Rule, RuleBook, Weights, default_rule
+from router.rules import Rule, RuleBook, Weights, default_rule, groups_of
 from router.scoring import Score, has_skills, reversed_id, score
 
 #: What the scoring loop of `pick_agent` reads of one agent, kept by `Floor` per change of
@@ -35,6 +35,7 @@ _Profile = tuple[Agent, Mapping[str, int], float, float, str, int, int]
 #: A candidate while ranking: (preference key, profile, slots already taken this round).
 _Entry = tuple[tuple[bool, float, float, str], _Profile, int]
 _NO_IDS: frozenset[AgentId] = frozenset()
+_Ids = set[AgentId] | frozenset[AgentId]
 #: See `_bar`: totals this far apart round to 9 digits in the same strict order ...
 _ROUND_MARGIN = 2e-9
 #: ... when the larger one is smaller than this in magnitude.
@@ -70,6 +71,7 @@ class Floor:
         self._agents: dict[AgentId, Agent] = {}
         self._bots: dict[AgentId, Agent] = {}
         self._by_skill: defaultdict[str, set[AgentId]] = defaultdict(set)
+        self._by_group: defaultdict[str, set[AgentId]] = defaultdict(set)
         self._available: set[AgentId] = set()
         #: Available agents with a free slot on the channel: the only ones `pick_agent`
         #: needs to score (the others fail ``eligible`` on capacity anyway).
@@ -94,6 +96,11 @@ class Floor:
         if old is None or old.skills is not agent.skills:
             for skill in agent.skills:
                 self._by_skill[skill].add(agent.id)
+        if old is None or old.groups != agent.groups:
+            for group in old.groups if old is not None else ():
+                self._by_group[group].discard(agent.id)
+            for group in agent.groups:
+                self._by_group[group].add(agent.id)
         if agent.is_available:
             self._available.add(agent.id)
         else:
@@ -131,6 +138,8 @@ class Floor:
         if old is not None:
             for skill in old.skills:
                 self._by_skill[skill].discard(agent_id)
+            for group in old.groups:
+                self._by_group[group].discard(agent_id)
             for channel in old.capacity:
                 self._open[channel].discard(agent_id)
         self._available.discard(agent_id)
@@ -159,11 +168,26 @@ class Floor:
         bots = sum(1 for b in self._bots.values() if b.is_available) if self._bots else 0
         return len(self._available) + bots
 
+    def _members(self, groups: frozenset[str]) -> set[AgentId]:
+        """Agents in at least one of `groups`."""
+        by_group = self._by_group
+        return set().union(*(by_group.get(g, _NO_IDS) for g in groups))
+
+    def _pools(self, required: Mapping[str, int]) -> list[_Ids]:
+        """One id set per condition of `required` (each skill; the groups if named)."""
+        by_skill = self._by_skill
+        pools: list[_Ids] = [by_skill.get(skill, _NO_IDS) for skill in required]
+        groups = groups_of(required)
+        if groups is not None:
+            pools.append(self._members(groups))
+        return pools
+
     def candidates(self, required: Mapping[str, int]) -> list[Agent]:
-        """Available agents holding every required skill at some level (levels and
-        capacity are left to ``eligible``), in id order for determinism."""
-        if required:
-            pools = sorted((self._by_skill.get(skill, set()) for skill in required), key=len)
+        """Available agents holding every required skill at some level and in a required
+        group (levels and capacity are left to ``eligible``), in id order for determinism."""
+        pools = self._pools(required)
+        if pools:
+            pools.sort(key=len)
             ids = pools[0].intersection(self._available, *pools[1:])
         else:
             ids = set(self._available)
@@ -174,12 +198,14 @@ class Floor:
     ) -> tuple[int, list[Agent]]:
         """How many agents `candidates(required)` holds, and those of them with a free slot
         on `channel`, in id order: the same decisions for far less scoring on a busy floor."""
-        if required:
-            pools = sorted((self._by_skill.get(skill, set()) for skill in required), key=len)
+        pools = self._pools(required)
+        ids: AbstractSet[AgentId]
+        if pools:
+            pools.sort(key=len)
             ids = pools[0].intersection(self._available, *pools[1:])
         else:
             ids = self._available
-        open_ids = ids.intersection(self._open.get(channel, ()))
+        open_ids = ids & self._open.get(channel, set())
         return len(ids), [self._agents[agent_id] for agent_id in sorted(open_ids)]
 
     def open_ids(self, required: Mapping[str, int], channel: Channel) -> AbstractSet[AgentId]:
@@ -188,10 +214,9 @@ class Floor:
         open_ids = self._open.get(channel)
         if not open_ids:
             return _NO_IDS
-        if not required:
+        if not required and groups_of(required) is None:
             return open_ids
-        by_skill = self._by_skill
-        pools = [by_skill.get(skill, _NO_IDS) for skill in required]
+        pools = self._pools(required)
         if len(pools) == 1:
             return pools[0] & open_ids  # iterates the smaller of the two
         pools.append(open_ids)
@@ -199,11 +224,12 @@ class Floor:
         return pools[0].intersection(*pools[1:])
 
     def considered(self, required: Mapping[str, int]) -> int:
-        """How many available agents hold every required skill at some level (the first
-        figure of `open_candidates`)."""
-        if not required:
+        """How many available agents hold every required skill at some level and are in a
+        required group (the first figure of `open_candidates`)."""
+        pools = self._pools(required)
+        if not pools:
             return len(self._available)
-        pools = sorted((self._by_skill.get(skill, _NO_IDS) for skill in required), key=len)
+        pools.sort(key=len)
         return len(pools[0].intersection(self._available, *pools[1:]))
 
     def reserve(self, agent_id: AgentId, channel: Channel, now: float) -> None:
@@ -277,6 +303,7 @@ def _with_load(agent: Agent, load: Mapping[Channel, int], idle_since: float) -> 
         agent.kind,
         agent.state_since,
         agent.missed_offers,
+        agent.groups,
     )
 
 

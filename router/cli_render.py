@@ -97,6 +97,7 @@ def agent_table(a: pb.Agent) -> Table:
     table.add_row("since", time_text(a.state_time))
     table.add_row("idle since", time_text(a.idle_since))
     table.add_row("skills", skills_text(a.skills))
+    table.add_row("groups", ", ".join(a.groups) or "-")
     table.add_row("load/capacity", capacity_text(a))
     table.add_row("missed offers", str(a.missed_offers))
     table.add_row("etag", a.etag)
@@ -108,15 +109,24 @@ def requirements_text(reqs: Iterable[pb.SkillRequirement]) -> str:
     return " ".join(f"{r.skill}>={r.min_proficiency}" for r in reqs) or "-"
 
 
+def step_text(s: pb.RelaxationStep) -> str:
+    """``after 30.0s: billing>=2 +group overflow (while expected wait >= 2m)``."""
+    parts = [requirements_text(s.skills)] if s.skills else []
+    parts += [f"+group {g}" for g in s.add_agent_groups]
+    conditions = []
+    if s.HasField("expected_wait_over"):
+        conditions.append(f"expected wait >= {seconds_text(s.expected_wait_over)}")
+    if s.HasField("service_level_below"):
+        conditions.append(f"service level < {s.service_level_below:.0%}")
+    if s.HasField("eligible_agents_at_most"):
+        conditions.append(f"eligible agents <= {s.eligible_agents_at_most}")
+    when = f" (while {', '.join(conditions)})" if conditions else ""
+    return f"after {seconds_text(s.after)}: {' '.join(parts)}{when}"
+
+
 def steps_text(rule: pb.RoutingRule) -> str:
     """``after 30.0s: billing>=2; after 1m30s: billing>=1``."""
-    return (
-        "; ".join(
-            f"after {seconds_text(s.after)}: {requirements_text(s.skills)}"
-            for s in rule.relaxation_steps
-        )
-        or "-"
-    )
+    return "; ".join(step_text(s) for s in rule.relaxation_steps) or "-"
 
 
 def targets_text(rule: pb.RoutingRule) -> str:
@@ -156,6 +166,7 @@ def rule_table(r: pb.RoutingRule) -> Table:
     table.add_row("name", r.name)
     table.add_row("description", r.description or "-")
     table.add_row("requires", requirements_text(r.required_skills))
+    table.add_row("agent groups", ", ".join(r.agent_groups) or "any")
     table.add_row("relaxation", steps_text(r))
     table.add_row("service level", f"{r.service_level:.0%}")
     table.add_row("answer targets", targets_text(r))

@@ -35,7 +35,7 @@ from router.errors import InvalidArgument
 from router.estimate import WaitEstimate
 from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
 from router.pb.omniroute.v1 import resources_pb2 as pb
-from router.rules import RelaxationStep, Rule, Weights, check_level, check_name
+from router.rules import MAX_GROUPS, RelaxationStep, Rule, Weights, check_level, check_name
 from router.supervision import ApiKeyView, AuditRecord
 
 if TYPE_CHECKING:
@@ -407,6 +407,19 @@ def capacity_from_pb(field: str, caps: Iterable[pb.ChannelCapacity]) -> dict[Cha
     return result
 
 
+def groups_from_pb(field: str, names: Iterable[str]) -> frozenset[str]:
+    """Agent group names, validated: names as skills, unique, at most MAX_GROUPS."""
+    result: list[str] = []
+    for i, name in enumerate(names):
+        check_name(f"{field}[{i}]", name)
+        if name in result:
+            raise InvalidArgument(f"{field}[{i}]", f"duplicate group {name}")
+        result.append(name)
+    if len(result) > MAX_GROUPS:
+        raise InvalidArgument(field, f"at most {MAX_GROUPS} groups")
+    return frozenset(result)
+
+
 def agent_from_pb(agent_id: str, msg: pb.Agent) -> Agent:
     """A new agent's profile, validated."""
     if msg.kind not in (pb.AGENT_KIND_UNSPECIFIED, pb.AGENT_KIND_HUMAN, pb.AGENT_KIND_BOT):
@@ -420,6 +433,7 @@ def agent_from_pb(agent_id: str, msg: pb.Agent) -> Agent:
         capacity=capacity,
         display_name=_text("agent.display_name", msg.display_name, 128),
         kind=AgentKind.BOT if msg.kind == pb.AGENT_KIND_BOT else AgentKind.HUMAN,
+        groups=groups_from_pb("agent.groups", msg.groups),
     )
 
 
@@ -443,6 +457,7 @@ def agent_to_pb(tenant: TenantId, a: Agent) -> pb.Agent:
         ],
         etag=str(a.version),
         missed_offers=a.missed_offers,
+        groups=sorted(a.groups),
     )
     for field, s in (("state_time", a.state_since), ("idle_since", a.idle_since)):
         ts = timestamp(int(s * 1000))
@@ -489,6 +504,7 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
                 f"{where}.min_proficiency", req.min_proficiency, allow_zero=True
             )
         steps.append(step_from_pb(f"routing_rule.relaxation_steps[{i}]", step, levels))
+    agent_groups = groups_from_pb("routing_rule.agent_groups", msg.agent_groups)
     w = msg.weights
     defaults = Weights()
     weights = Weights(
@@ -517,6 +533,7 @@ def rule_from_pb(issue: str, msg: pb.RoutingRule) -> Rule:
         repeat_priority_boost=repeat.priority_boost,
         repeat_min_proficiency=repeat.min_proficiency,
         bot_first=msg.bot_first,
+        agent_groups=agent_groups,
     )
 
 
@@ -537,6 +554,7 @@ def step_from_pb(where: str, step: pb.RelaxationStep, levels: dict[str, int]) ->
         expected_wait_over_s=over,
         service_level_below=below,
         eligible_at_most=at_most,
+        add_groups=groups_from_pb(f"{where}.add_agent_groups", step.add_agent_groups),
     )
 
 
@@ -548,6 +566,7 @@ def step_to_pb(step: RelaxationStep) -> pb.RelaxationStep:
             pb.SkillRequirement(skill=s, min_proficiency=lvl)
             for s, lvl in sorted(step.min_proficiency.items())
         ],
+        add_agent_groups=sorted(step.add_groups),
     )
     if step.expected_wait_over_s is not None:
         msg.expected_wait_over.CopyFrom(duration(step.expected_wait_over_s))
@@ -597,6 +616,7 @@ def rule_to_pb(tenant: TenantId, r: Rule) -> pb.RoutingRule:
             min_proficiency=r.repeat_min_proficiency,
         ),
         bot_first=r.bot_first,
+        agent_groups=sorted(r.agent_groups),
     )
 
 
@@ -630,6 +650,7 @@ def explanation_to_pb(tenant: TenantId, e: Mapping[str, Any]) -> pb.RoutingExpla
         history={str(k): str(v) for k, v in e.get("history", {}).items()},
         signals={str(k): float(v) for k, v in e.get("signals", {}).items()},
         summary=str(e.get("summary", "")),
+        agent_groups=[str(g) for g in e.get("groups", ())],
     )
 
 

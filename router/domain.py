@@ -103,6 +103,9 @@ class Agent:
     kind: AgentKind = AgentKind.HUMAN
     state_since: float = 0.0
     missed_offers: int = 0
+    #: Agent groups the agent belongs to (teams, sites, outsourcers); a rule may route to
+    #: some groups only and widen to others as the contact waits (``router.rules``).
+    groups: frozenset[str] = frozenset()
 
     @property
     def is_available(self) -> bool:

@@ -12,6 +12,7 @@ by the reserve script in the same step as the offer), the supervisor API returns
   counted, so an occupancy component may read slightly higher than the decision saw);
 * ``runner_up``, ``considered`` (available agents holding the skills), ``eligible``;
 * ``steps``: the relaxation steps in force; ``required``: the skills and levels required;
+  ``groups``: the agent groups the contact was limited to (absent: any group);
 * ``joint``: solved jointly (OR-Tools) with other contacts;
 * ``history``: last agent, known agents, repeat reason, affinity hold;
 * ``signals``: the queue state seen by steps that trigger on it.
@@ -25,7 +26,7 @@ from typing import Any
 
 from router.affinity import Hold
 from router.assign import Decision, Floor
-from router.rules import Rule
+from router.rules import Rule, groups_of
 from router.scoring import Score, eligible, preference, score
 
 #: Candidates kept in an explanation by default.
@@ -41,6 +42,9 @@ def summary(decision: Decision, *, joint: bool = False, hold: Hold | None = None
         runner = f"; runner-up {decision.runner_up[0]} {decision.runner_up[1].total:.3f}"
     step = f"relaxation step {decision.step}" if decision.relaxed else "no relaxation"
     need = ", ".join(f"{s}>={lvl}" for s, lvl in sorted(decision.required.items()))
+    groups = groups_of(decision.required)
+    if groups is not None:
+        need += f"{', ' if need else ''}group in {'|'.join(sorted(groups))}"
     how = "; joint" if joint else ""
     held = f"; held for {hold.kind}" if hold else ""
     bot = "; bot first" if decision.agent.is_bot else ""
@@ -110,7 +114,10 @@ def explanation(
         ):
             if value is not None:
                 signals[name] = round(float(value), 4)
+    groups = groups_of(required)
+    extra = {} if groups is None else {"groups": sorted(groups)}
     return {
+        **extra,
         "v": VERSION,
         "contact": contact.id,
         "agent": decision.agent.id,
@@ -151,6 +158,8 @@ def render(value: dict[str, Any]) -> str:
     lines.append(
         "required: " + (", ".join(f"{s}>={lvl}" for s, lvl in required.items()) or "nothing")
     )
+    if value.get("groups"):
+        lines.append("agent groups: " + ", ".join(value["groups"]))
     for name, text in sorted((value.get("history") or {}).items()):
         lines.append(f"history {name}: {text}")
     for name, number in sorted((value.get("signals") or {}).items()):

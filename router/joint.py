@@ -63,7 +63,7 @@ from ortools.graph.python import min_cost_flow
 
 from router.assign import Decision, Floor, assign, queue_rank, rule_for
 from router.domain import MAX_PROFICIENCY, Agent, AgentId, Channel, Contact
-from router.rules import Rule, RuleBook, Weights
+from router.rules import Rule, RuleBook, Weights, groups_of
 from router.scoring import Score, score
 
 Ints = npt.NDArray[np.int64]
@@ -197,7 +197,7 @@ def _build_groups(
     for i in members:
         contact, req = ranked[i], required[i]
         weights = rule_for(rules, contact.issue).weights
-        key = (tuple(sorted(req.items())), weights, contact.channel)
+        key = (tuple(sorted(req.items())), groups_of(req), weights, contact.channel)
         if key not in groups:
             groups[key] = _new_group(pool, contact.channel, req, weights)
         groups[key].contacts.append(i)
@@ -214,6 +214,13 @@ def _new_group(pool: _Pool, channel: Channel, req: Mapping[str, int], w: Weights
         mask &= column >= level
         holders &= column > 0
         proficiency += np.minimum(column, MAX_PROFICIENCY)
+    groups = groups_of(req)
+    if groups is not None:
+        member = np.fromiter(
+            (not a.groups.isdisjoint(groups) for a in pool.agents), np.bool_, len(pool.agents)
+        )
+        mask &= member
+        holders &= member
     prof = proficiency / (MAX_PROFICIENCY * len(req)) if req else np.zeros(len(pool.agents))
     idle = np.minimum(1.0, np.maximum(0.0, pool.idle) / w.idle_horizon_s)
     base = w.proficiency * prof + w.idle * idle + w.occupancy * pool.occupancy

@@ -1,5 +1,6 @@
-"""Routing rules: for an issue, the skills it needs, its service-level target, the
-relaxation steps over waiting time, and the agent-selection weights.
+"""Routing rules: for an issue, the skills it needs, the agent groups it may use, its
+service-level target, the relaxation steps over waiting time, and the agent-selection
+weights.
 
 Pure and validated on construction through :func:`validate_rule`; a rule that could
 never be met or a step that could never apply is rejected with the field at fault.
@@ -27,8 +28,37 @@ from router.errors import InvalidArgument
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.:\-]{0,62}$")
 #: The rule used for an issue that has no rule of its own, when the tenant defines it.
 FALLBACK_ISSUE = "default"
+#: Agent groups an agent may belong to, and a rule or step may name.
+MAX_GROUPS = 50
 #: Languages are skills: a contact in language `xx` needs skill `lang.xx` when the rule asks.
 LANGUAGE_SKILL_PREFIX = "lang."
+
+
+class Requirements(dict[str, int]):
+    """What a contact needs of an agent at one moment: every skill at its minimum level
+    (the mapping itself), and membership of one of `groups` (None: any group).
+
+    A plain ``dict`` of skills wherever only skills matter (scoring's proficiency, the
+    explanation's levels); eligibility (``router.scoring.has_skills``, the floor's indexes,
+    the joint model) reads `groups` as well."""
+
+    __slots__ = ("groups",)
+
+    def __init__(
+        self, skills: Mapping[str, int] | None = None, groups: frozenset[str] | None = None
+    ) -> None:
+        super().__init__(skills or {})
+        self.groups = groups
+
+    def key(self) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...] | None]:
+        """A hashable form: equal keys, equal requirements (dict equality ignores groups)."""
+        groups = None if self.groups is None else tuple(sorted(self.groups))
+        return tuple(sorted(self.items())), groups
+
+
+def groups_of(required: Mapping[str, int]) -> frozenset[str] | None:
+    """The agent groups `required` restricts to (None: any; a plain mapping: any)."""
+    return required.groups if isinstance(required, Requirements) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +92,18 @@ class RelaxationStep:
     every condition it names holds as well -- the expected wait is at least
     `expected_wait_over_s`, today's service level is below `service_level_below`, at most
     `eligible_at_most` eligible agents are available. Such a step comes and goes with the
-    queue; an unknown signal never triggers it."""
+    queue; an unknown signal never triggers it.
+
+    A step may widen a rule that routes to some agent groups only (``Rule.agent_groups``)
+    to more groups (`add_groups`: e.g. the overflow team, an outsourcer's site), and may
+    change no skill then (`min_proficiency` empty)."""
 
     after_s: float
     min_proficiency: Mapping[str, int]
     expected_wait_over_s: float | None = None
     service_level_below: float | None = None
     eligible_at_most: int | None = None
+    add_groups: frozenset[str] = frozenset()
 
     @property
     def on_queue_state(self) -> bool:
@@ -126,6 +161,9 @@ class Rule:
     #: New contacts go to a bot first (an agent of kind bot holding the requirements);
     #: what it cannot solve it escalates to people (``Contact.bot_first``).
     bot_first: bool = False
+    #: Agent groups whose members may take the contact (empty: every group, and agents in
+    #: none); steps widen it (``RelaxationStep.add_groups``).
+    agent_groups: frozenset[str] = frozenset()
 
     def steps_in_force(self, waited_s: float, signals: QueueSignals | None = None) -> list[int]:
         """Indexes of the relaxation steps that apply after `waited_s` with `signals`."""
@@ -139,10 +177,12 @@ class Rule:
                 index = i
         return index
 
-    def required_at(self, waited_s: float, signals: QueueSignals | None = None) -> dict[str, int]:
-        """Skills and minimum levels required once the contact has waited `waited_s`
-        (steps that trigger on queue state apply only when `signals` meet them)."""
-        required = dict(self.skills)
+    def required_at(self, waited_s: float, signals: QueueSignals | None = None) -> Requirements:
+        """Skills and minimum levels, and agent groups, required once the contact has
+        waited `waited_s` (steps that trigger on queue state apply only when `signals`
+        meet them)."""
+        required = Requirements(self.skills)
+        groups = set(self.agent_groups)
         for step in self.steps:
             if not step.holds(waited_s, signals):
                 continue
@@ -151,16 +191,20 @@ class Rule:
                     required.pop(skill, None)
                 else:
                     required[skill] = level
+            groups |= step.add_groups
+        if self.agent_groups:
+            required.groups = frozenset(groups)
         return required
 
-    def requirements(self, contact: Contact, now: float) -> dict[str, int]:
-        """What `contact` needs of an agent at `now`: the rule's skills, relaxed by its
-        wait and queue signals, raised to the repeat-contact floor for a repeat contact,
-        plus its language when the rule asks for one."""
+    def requirements(self, contact: Contact, now: float) -> Requirements:
+        """What `contact` needs of an agent at `now`: the rule's skills and groups, relaxed
+        by its wait and queue signals, raised to the repeat-contact floor for a repeat
+        contact, plus its language when the rule asks for one."""
         required = self.required_at(contact.waited_s(now), contact.signals)
         if contact.repeat and self.repeat_min_proficiency:
             floor = self.repeat_min_proficiency
-            required = {skill: max(level, floor) for skill, level in required.items()}
+            for skill, level in required.items():
+                required[skill] = max(level, floor)
         if self.require_language and contact.language:
             required.setdefault(LANGUAGE_SKILL_PREFIX + contact.language, MIN_PROFICIENCY)
         return required
@@ -228,6 +272,10 @@ def validate_rule(rule: Rule) -> Rule:
     for channel, target in rule.answer_target_s.items():
         if not 0 < target <= 30 * 86400:
             raise InvalidArgument(f"rule.answer_targets[{channel}]", "must be 0 < s <= 30 days")
+    for group in sorted(rule.agent_groups):
+        check_name(f"rule.agent_groups[{group!r}]", group)
+    if len(rule.agent_groups) > MAX_GROUPS:
+        raise InvalidArgument("rule.agent_groups", f"at most {MAX_GROUPS} groups")
     _validate_steps(rule)
     _validate_weights(rule.weights)
     if not 0.0 <= rule.affinity_wait_s <= 3600.0:
@@ -249,6 +297,7 @@ def _validate_steps(rule: Rule) -> None:
     previous, previous_timed = -1.0, -1.0
     certain = dict(rule.skills)  # with every earlier time-only step applied
     everything = dict(rule.skills)  # with every earlier step applied
+    groups_certain, groups_all = set(rule.agent_groups), set(rule.agent_groups)
     for i, step in enumerate(rule.steps):
         where = f"rule.steps[{i}]"
         if not step.after_s >= 0 or step.after_s != step.after_s:
@@ -258,26 +307,44 @@ def _validate_steps(rule: Rule) -> None:
                 f"{where}.after", "steps must be in strictly increasing order of waiting time"
             )
         _validate_conditions(where, step)
-        if not step.min_proficiency:
-            raise InvalidArgument(f"{where}.skills", "a step must change at least one skill")
+        if not step.min_proficiency and not step.add_groups:
+            raise InvalidArgument(
+                f"{where}.skills", "a step must change at least one skill or add a group"
+            )
         for skill, level in step.min_proficiency.items():
             check_name(f"{where}.skills[{skill!r}]", skill)
             check_level(f"{where}.skills[{skill!r}]", level, allow_zero=True)
+        for group in sorted(step.add_groups):
+            check_name(f"{where}.add_agent_groups[{group!r}]", group)
+        if step.add_groups and not rule.agent_groups:
+            raise InvalidArgument(
+                f"{where}.add_agent_groups",
+                "can never apply: the rule names no agent_groups, so every group may "
+                "take its contacts already",
+            )
+        if len(step.add_groups) > MAX_GROUPS:
+            raise InvalidArgument(f"{where}.add_agent_groups", f"at most {MAX_GROUPS} groups")
         changes = [
             any(req.get(skill, 0) != level for skill, level in step.min_proficiency.items())
-            for req in (certain, everything)
+            or not step.add_groups <= groups
+            for req, groups in ((certain, groups_certain), (everything, groups_all))
         ]
         if not any(changes):
             raise InvalidArgument(
                 where, "can never apply: it changes nothing the earlier steps set"
             )
-        targets = (everything,) if step.on_queue_state else (certain, everything)
-        for req in targets:
+        targets = (
+            ((everything, groups_all),)
+            if step.on_queue_state
+            else ((certain, groups_certain), (everything, groups_all))
+        )
+        for req, groups in targets:
             for skill, level in step.min_proficiency.items():
                 if level == 0:
                     req.pop(skill, None)
                 else:
                     req[skill] = level
+            groups |= step.add_groups
         previous = step.after_s
         if not step.on_queue_state:
             previous_timed = step.after_s

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from router.domain import MAX_PROFICIENCY, Agent, Contact
-from router.rules import Weights
+from router.rules import Weights, groups_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +38,13 @@ class Score:
 
 
 def has_skills(agent: Agent, required: Mapping[str, int]) -> bool:
-    """Does `agent` hold every required skill at its minimum level?"""
+    """Does `agent` hold every required skill at its minimum level, and belong to one of
+    the required agent groups when `required` names some (``router.rules.Requirements``)?"""
     skills = agent.skills
-    return all(skills.get(skill, 0) >= level for skill, level in required.items())
+    if not all(skills.get(skill, 0) >= level for skill, level in required.items()):
+        return False
+    groups = groups_of(required)
+    return groups is None or not agent.groups.isdisjoint(groups)
 
 
 def eligible(agent: Agent, contact: Contact, required: Mapping[str, int], taken: int = 0) -> bool:

@@ -444,7 +444,7 @@ class SupervisorService(sup_grpc.SupervisorServiceServicer):
         paths = list(request.update_mask.paths)
         if not paths:
             raise InvalidArgument(
-                "update_mask", "name at least one of display_name, skills, capacities"
+                "update_mask", "name at least one of display_name, skills, capacities, groups"
             )
         changes: dict[str, Any] = {}
         for path in paths:
@@ -457,6 +457,8 @@ class SupervisorService(sup_grpc.SupervisorServiceServicer):
                 if not any(caps.values()):
                     raise InvalidArgument("agent.capacities", "at least one channel >= 1")
                 changes["capacity"] = caps
+            elif path == "groups":
+                changes["groups"] = convert.groups_from_pb("agent.groups", request.agent.groups)
             else:
                 raise InvalidArgument("update_mask", f"cannot update {path[:40]!r}")
         etag = request.agent.etag

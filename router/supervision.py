@@ -81,7 +81,9 @@ class Supervision:
             tenant,
             agent.id,
             "create",
-            agent_profile(agent.display_name, agent.kind, agent.skills, agent.capacity),
+            agent_profile(
+                agent.display_name, agent.kind, agent.skills, agent.capacity, agent.groups
+            ),
             None,
             actor,
             "CreateAgent",
@@ -123,7 +125,7 @@ class Supervision:
         actor: str,
         action: str = "UpdateAgent",
     ) -> Agent:
-        """Change display name, skills or capacity (the keys of `changes`), only at
+        """Change display name, skills, capacity or groups (the keys of `changes`), only at
         `expected_version` when given; else retried on concurrent changes."""
         for _ in range(_RETRIES):
             current = await self.get_agent(tenant, agent_id)
@@ -137,7 +139,13 @@ class Supervision:
                 tenant,
                 agent_id,
                 "update",
-                agent_profile(updated.display_name, updated.kind, updated.skills, updated.capacity),
+                agent_profile(
+                    updated.display_name,
+                    updated.kind,
+                    updated.skills,
+                    updated.capacity,
+                    updated.groups,
+                ),
                 current.version,
                 actor,
                 action,
@@ -366,6 +374,8 @@ def _apply_changes(agent: Agent, changes: Mapping[str, Any]) -> Agent:
     if "capacity" in changes:
         capacity: Mapping[Channel, int] = changes["capacity"]
         updated = replace(updated, capacity=dict(capacity))
+    if "groups" in changes:
+        updated = replace(updated, groups=frozenset(changes["groups"]))
     if "kind" in changes:
         raise InvalidArgument("agent.kind", "is immutable")
     if updated.kind not in (AgentKind.HUMAN, AgentKind.BOT):

@@ -2,7 +2,7 @@
 -- KEYS: 1 agent, 2 agents, 3 available, 4 agent load, 5 agent contacts, 6 audit,
 --       7 presence
 -- ARGV: 1 agent id, 2 mode create|update|delete, 3 expected version ('' = any),
---       4 profile JSON {display_name, kind, skills, capacity} (update: the whole new
+--       4 profile JSON {display_name, kind, skills, capacity, groups} (update: the whole new
 --       profile), 5 actor, 6 action, 7 target resource name, 8 events channel,
 --       9 audit max length
 -- returns {1, version} done; {-1} create: exists; {-4} update/delete: no such agent;
@@ -12,9 +12,10 @@
 local agent, mode = ARGV[1], ARGV[2]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local function profile()
-  local p = redis.call('HMGET', KEYS[1], 'display_name', 'kind', 'skills', 'capacity')
+  local p = redis.call('HMGET', KEYS[1], 'display_name', 'kind', 'skills', 'capacity',
+    'groups')
   return cjson.encode({display_name = p[1], kind = p[2], skills = cjson.decode(p[3]),
-    capacity = cjson.decode(p[4])})
+    capacity = cjson.decode(p[4]), groups = cjson.decode(p[5] or '[]')})
 end
 if mode == 'create' then
   if exists then return {-1} end
@@ -40,7 +41,8 @@ if mode == 'delete' then
 end
 local p = cjson.decode(ARGV[4])
 redis.call('HSET', KEYS[1], 'display_name', p['display_name'], 'kind', p['kind'],
-  'skills', cjson.encode(p['skills']), 'capacity', cjson.encode(p['capacity']))
+  'skills', cjson.encode(p['skills']), 'capacity', cjson.encode(p['capacity']),
+  'groups', cjson.encode(p['groups'] or {}))
 local ver
 if mode == 'create' then
   redis.call('HSET', KEYS[1], 'state', 'signed_out', 'away_reason', '', 'idle_since_ms', 0,

@@ -22,7 +22,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.assign import Decision, Floor, _bar, assign, pick_agent, queue_rank, rule_for
+from router.assign import (
+    Decision,
+    Floor,
+    _bar,
+    _with_load,
+    assign,
+    pick_agent,
+    queue_rank,
+    rule_for,
+)
 from router.domain import (
     MAX_PROFICIENCY,
     Agent,
@@ -34,7 +43,7 @@ from router.domain import (
     ContactId,
     CustomerId,
 )
-from router.rules import RelaxationStep, Rule, RuleBook, Weights
+from router.rules import RelaxationStep, Requirements, Rule, RuleBook, Weights
 
 # -- the oracle: the routing core as it was before the speed-up ---------------------------
 
@@ -66,6 +75,10 @@ class RefDecision:
 
 def ref_has_skills(agent: Agent, required: Mapping[str, int]) -> bool:
     skills = agent.skills
+    # Agent groups came after the speed-up: the oracle checks them the plain way.
+    groups = required.groups if isinstance(required, Requirements) else None
+    if groups is not None and not agent.groups & groups:
+        return False
     return all(skills.get(skill, 0) >= level for skill, level in required.items())
 
 
@@ -170,12 +183,19 @@ class RefFloor:
     def __iter__(self) -> Iterator[Agent]:
         return iter(self._agents.values())
 
+    def _in_groups(self, ids: set[AgentId], required: Mapping[str, int]) -> set[AgentId]:
+        groups = required.groups if isinstance(required, Requirements) else None
+        if groups is None:
+            return ids
+        return {a for a in ids if self._agents[a].groups & groups}
+
     def candidates(self, required: Mapping[str, int]) -> list[Agent]:
         if required:
             pools = sorted((self._by_skill.get(skill, set()) for skill in required), key=len)
             ids = pools[0].intersection(self._available, *pools[1:])
         else:
             ids = set(self._available)
+        ids = self._in_groups(ids, required)
         return [self._agents[agent_id] for agent_id in sorted(ids)]
 
     def open_candidates(
@@ -186,6 +206,7 @@ class RefFloor:
             ids = pools[0].intersection(self._available, *pools[1:])
         else:
             ids = self._available
+        ids = self._in_groups(set(ids), required)
         open_ids = ids.intersection(self._open.get(channel, ()))
         return len(ids), [self._agents[agent_id] for agent_id in sorted(open_ids)]
 
@@ -267,6 +288,7 @@ CHANNELS = (Channel.VOICE, Channel.CHAT, Channel.EMAIL)
 #: Ids that are prefixes of one another, so that the id tie-break is exercised where
 #: "reversed id" and "smaller id" differ ("a" against "ab").
 IDS = tuple(AgentId(i) for i in ("a", "ab", "a1", "a10", "a2", "b", "b0", "bb", "c", "z9"))
+GROUPS = ("tier1", "tier2", "overflow")
 IDLE_AGO = (0.0, 0.5, 60.0, 299.5, 600.0, 1e6, -30.0)
 WEIGHT = st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 0.1, 100.0])
 
@@ -294,6 +316,7 @@ def agents_st(draw: st.DrawFn) -> list[Agent]:
                 load=load,
                 state=state,
                 idle_since=NOW - draw(st.sampled_from(IDLE_AGO)),
+                groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=2))),
             )
         )
     return agents
@@ -312,7 +335,8 @@ def rule_st(draw: st.DrawFn, issue: str) -> Rule:
         changes = {
             s: draw(st.integers(0, 5)) for s in draw(st.sets(st.sampled_from(SKILLS), min_size=1))
         }
-        steps.append(RelaxationStep(after_s=after, min_proficiency=changes))
+        widen = frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=1)))
+        steps.append(RelaxationStep(after_s=after, min_proficiency=changes, add_groups=widen))
     weights = Weights(
         proficiency=draw(WEIGHT),
         idle=draw(WEIGHT),
@@ -326,6 +350,7 @@ def rule_st(draw: st.DrawFn, issue: str) -> Rule:
         steps=tuple(steps),
         weights=weights,
         require_language=draw(st.booleans()),
+        agent_groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=2))),
     )
 
 
@@ -571,16 +596,21 @@ def test_the_floors_fast_copy_of_an_agent_carries_every_field() -> None:
         kind=AgentKind.BOT,
         state_since=5.0,
         missed_offers=3,
+        groups=frozenset({"tier2"}),
     )
     assert {f.name for f in fields(Agent)} == {
         "id", "skills", "capacity", "load", "state", "idle_since", "version",
-        "display_name", "away_reason", "kind", "state_since", "missed_offers",
+        "display_name", "away_reason", "kind", "state_since", "missed_offers", "groups",
     }  # fmt: skip
-    floor = Floor([agent])
-    floor.reserve(agent.id, Channel.VOICE, 9.0)
-    assert floor.get(agent.id) == replace(agent, load={Channel.VOICE: 2}, idle_since=9.0)
-    floor.release(agent.id, Channel.VOICE)
-    assert floor.get(agent.id) == replace(agent, load={Channel.VOICE: 1}, idle_since=9.0)
+    load = {Channel.VOICE: 2}
+    assert _with_load(agent, load, 9.0) == replace(agent, load=load, idle_since=9.0)
+    # Through the floor: a person (a bot's load is kept apart, without the fast copy).
+    person = replace(agent, kind=AgentKind.HUMAN)
+    floor = Floor([person])
+    floor.reserve(person.id, Channel.VOICE, 9.0)
+    assert floor.get(person.id) == replace(person, load={Channel.VOICE: 2}, idle_since=9.0)
+    floor.release(person.id, Channel.VOICE)
+    assert floor.get(person.id) == replace(person, load={Channel.VOICE: 1}, idle_since=9.0)
 
 
 @settings(max_examples=400, deadline=None)

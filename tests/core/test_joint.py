@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from router.assign import Decision, Floor, assign, pick_agent, rule_for
 from router.domain import Agent, AgentId, AgentState, Channel, Contact, ContactId
 from router.joint import joint_assign
-from router.rules import Rule, RuleBook, Weights
+from router.rules import RelaxationStep, Rule, RuleBook, Weights
 from router.scoring import eligible, score
 
 NOW = 10_000.0
@@ -26,9 +26,18 @@ CHANNELS = (Channel.VOICE, Channel.CHAT)
 RULES = RuleBook(
     [
         Rule("billing", {"billing": 1}, weights=Weights(proficiency=1.0, idle=0.3)),
-        Rule("tech", {"tech": 2}, weights=Weights(proficiency=2.0, occupancy=1.0)),
+        # Limited to one agent group, widened to another after 50 s (contacts here have
+        # waited 0-100 s): the joint model must honour groups exactly as pick_agent does.
+        Rule(
+            "tech",
+            {"tech": 2},
+            weights=Weights(proficiency=2.0, occupancy=1.0),
+            agent_groups=frozenset({"tier2"}),
+            steps=(RelaxationStep(50.0, {}, add_groups=frozenset({"overflow"})),),
+        ),
     ]
 )
+GROUPS = ("tier2", "overflow")
 
 
 @st.composite
@@ -45,6 +54,7 @@ def agents_st(draw: st.DrawFn) -> list[Agent]:
                 load={Channel.CHAT: draw(st.integers(0, 1))},
                 state=AgentState.AVAILABLE if draw(st.integers(0, 5)) else AgentState.AWAY,
                 idle_since=NOW - draw(st.sampled_from([0.0, 60.0, 300.0, 900.0])),
+                groups=frozenset(draw(st.sets(st.sampled_from(GROUPS), max_size=2))),
             )
         )
     return agents

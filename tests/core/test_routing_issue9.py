@@ -93,6 +93,101 @@ def test_queue_state_steps_apply_only_while_their_condition_holds() -> None:
     assert rule.steps_in_force(60, QueueSignals(service_level=0.9, eligible_agents=0)) == [0]
 
 
+def test_a_rule_routes_to_its_groups_then_a_step_widens_to_another_group() -> None:
+    """Billing goes to the billing team; after 2 minutes the overflow site may take it too.
+    Agents in no group (or another) never take it, however skilled."""
+    rule = validate_rule(
+        Rule(
+            "billing",
+            {"billing": 2},
+            agent_groups=frozenset({"billing-team"}),
+            steps=(RelaxationStep(120, {}, add_groups=frozenset({"overflow"})),),
+        )
+    )
+    team = replace(agent("team", {"billing": 2}, load=1), groups=frozenset({"billing-team"}))
+    site = replace(agent("site", {"billing": 5}, idle_s=900), groups=frozenset({"overflow"}))
+    loner = agent("loner", {"billing": 5}, idle_s=900)
+    floor = Floor([team, site, loner])
+    assert rule.required_at(0).groups == {"billing-team"}
+    assert rule.required_at(130).groups == {"billing-team", "overflow"}
+    assert pick_agent(contact("early", waited_s=30), floor, rule, NOW) is None  # team busy
+    late = pick_agent(contact("late", waited_s=130), floor, rule, NOW)
+    assert late is not None and late.agent.id == "site" and late.step == 0
+    assert late.eligible == 1 and late.considered == 2  # loner holds the skill, not the group
+    floor.put(replace(team, load={VOICE: 0, CHAT: 0}))
+    early = pick_agent(contact("early", waited_s=30), floor, rule, NOW)
+    assert early is not None and early.agent.id == "team"
+    why = explanation(late, rule, floor, NOW)
+    assert why["groups"] == ["billing-team", "overflow"]
+    assert "group in billing-team|overflow" in why["summary"]
+    assert "agent groups: billing-team, overflow" in render(why)
+    # A rule without groups takes every agent, in a group or not.
+    anyone = pick_agent(contact("any"), Floor([loner]), Rule("billing", {"billing": 1}), NOW)
+    assert anyone is not None and anyone.agent.id == "loner"
+
+
+def test_a_queue_state_step_widens_to_a_group_only_while_the_queue_needs_it() -> None:
+    rule = validate_rule(
+        Rule(
+            "billing",
+            {"billing": 1},
+            agent_groups=frozenset({"billing-team"}),
+            steps=(RelaxationStep(0, {}, add_groups=frozenset({"sales"}), eligible_at_most=0),),
+        )
+    )
+    assert rule.required_at(60).groups == {"billing-team"}
+    assert rule.required_at(60, QueueSignals(eligible_agents=0)).groups == {"billing-team", "sales"}
+    assert rule.required_at(60, QueueSignals(eligible_agents=3)).groups == {"billing-team"}
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "reason"),
+    [
+        (
+            Rule("b", {"b": 1}, steps=(RelaxationStep(30, {}, add_groups=frozenset({"x"})),)),
+            "rule.steps[0].add_agent_groups",
+            "can never apply: the rule names no agent_groups",
+        ),
+        (
+            Rule(
+                "b",
+                {"b": 1},
+                agent_groups=frozenset({"x"}),
+                steps=(RelaxationStep(30, {}, add_groups=frozenset({"x"})),),
+            ),
+            "rule.steps[0]",
+            "can never apply: it changes nothing",
+        ),
+        (
+            Rule(
+                "b",
+                {"b": 1},
+                agent_groups=frozenset({"x"}),
+                steps=(
+                    RelaxationStep(30, {}, add_groups=frozenset({"y"})),
+                    RelaxationStep(60, {}, add_groups=frozenset({"y"})),
+                ),
+            ),
+            "rule.steps[1]",
+            "can never apply: it changes nothing",
+        ),
+        (Rule("b", {"b": 1}, agent_groups=frozenset({"Team A"})), "rule.agent_groups", "valid"),
+        (
+            Rule("b", {"b": 1}, agent_groups=frozenset({"x"}), steps=(RelaxationStep(30, {}),)),
+            "rule.steps[0].skills",
+            "at least one skill or add a group",
+        ),
+    ],
+)
+def test_a_group_step_that_can_never_apply_is_rejected_with_the_reason(
+    rule: Rule, field: str, reason: str
+) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate_rule(rule)
+    assert info.value.field.startswith(field)
+    assert reason in info.value.problem
+
+
 @pytest.mark.parametrize(
     ("steps", "field"),
     [
