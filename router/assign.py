@@ -25,7 +25,7 @@ from router.domain import (
     Channel,
     Contact,
 )
-from router.rules import Rule, RuleBook, Weights, default_rule, groups_of
+from router.rules import Requirements, Rule, RuleBook, Weights, default_rule, groups_of
 from router.scoring import Score, has_skills, reversed_id, score
 
 #: What the scoring loop of `pick_agent` reads of one agent, kept by `Floor` per change of
@@ -341,13 +341,15 @@ def pick_agent(
 
 def pick_bot(contact: Contact, floor: Floor, rule: Rule, now: float) -> Decision | None:
     """The bot for a contact sent to a bot first, or None when no bot can take it: an
-    available bot that serves the contact's channel and meets every requirement. Bots have
-    no capacity limit, so no slot is counted per round; the best score wins (its occupancy
-    component spreads contacts over bots), then the smallest id."""
+    available bot that serves the contact's channel and holds every required skill. Agent
+    groups (``Rule.agent_groups``) choose among people: a bot serves the whole tenant,
+    whatever groups it is in. Bots have no capacity limit, so no slot is counted per round;
+    the best score wins (its occupancy component spreads contacts over bots), then the
+    smallest id."""
     bots = floor.bots()
     if not bots:
         return None
-    required = rule.requirements(contact, now)
+    required = Requirements(rule.requirements(contact, now))  # skills only: no groups
     holding = [b for b in bots if b.is_available and has_skills(b, required)]
     pool = [b for b in holding if b.free_slots(contact.channel) > 0]
     if not pool:

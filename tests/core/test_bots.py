@@ -4,6 +4,8 @@ take it; bots stay out of the people's indexes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from router.assign import Floor, pick_bot
 from router.domain import (
     BOT_SLOTS,
@@ -84,3 +86,20 @@ def test_bots_share_contacts_and_the_explanation_names_bots_only() -> None:
     assert floor.get(AgentId("bot-a")).load == {Channel.CHAT: 1}  # type: ignore[union-attr]
     floor.remove(AgentId("bot-a"))
     assert [b.id for b in floor.bots()] == ["bot-b"]
+
+
+def test_agent_groups_choose_among_people_a_bot_serves_the_whole_tenant() -> None:
+    """A bot-first rule limited to the billing team: its bot takes the contact though the
+    bot is in no group; when the bot is away, only the team's people may take it."""
+    rules = RuleBook(
+        [Rule("billing", {"billing": 1}, bot_first=True, agent_groups=frozenset({"team"}))]
+    )
+    team = replace(agent("ana"), groups=frozenset({"team"}))
+    floor = Floor([agent("bot", bot=True), agent("loner"), team])
+    (routed,) = decide([contact("c1")], floor, rules, NOW)
+    assert routed.decision.agent.id == "bot"
+    floor.put(agent("bot", bot=True, state=AgentState.AWAY))
+    (routed,) = decide([contact("c2")], floor, rules, NOW)
+    assert routed.decision.agent.id == "ana"
+    floor.put(replace(team, load={Channel.CHAT: 1}))
+    assert decide([contact("c3")], floor, rules, NOW) == []  # the loner is not in the team
