@@ -20,6 +20,10 @@ its requirements relax. After its time with the bot (``Plan.bot_model``) it is r
 (contained: it never meets a person) or escalated: it joins the people's queue with its
 original arrival time and priority, so its wait for a person counts from its arrival.
 
+Agent groups: each agent's plan group is its one agent group (``AgentSpec.agent``), so a
+rule naming ``agent_groups`` and the steps widening it are the core's own checks. A widening
+is a relaxation threshold like any other: only ever more agents fit the contact.
+
 Events are a heap of (time, seq, kind, payload); first contacts come from a presorted list.
 """
 
@@ -80,7 +84,7 @@ class Engine:
         self._history: dict[CustomerId, list[tuple[Channel, str, AgentId]]] = {}
         self._next_id = 0
         for spec in plan.agents:
-            self.floor.put(Agent(id=spec.id, skills=spec.skills, capacity=spec.capacity))
+            self.floor.put(spec.agent())
             self._in_hand[spec.id] = 0
             for start, end in spec.on_duty:
                 self._push(start, ON, spec.id)
@@ -413,9 +417,10 @@ class Engine:
 
     def _add_bots(self) -> None:
         """Bots on the floor (signed out until their first period on duty). They are no
-        staff: no slot counts, no busy time, no group in the figures."""
+        staff: no slot counts, no busy time, no group in the figures; and, as live,
+        ``pick_bot`` ignores agent groups (a bot serves the whole tenant)."""
         for spec in self.plan.bots:
-            self.floor.put(Agent(spec.id, spec.skills, spec.capacity, kind=AgentKind.BOT))
+            self.floor.put(replace(spec.agent(), kind=AgentKind.BOT))
             for start, end in spec.on_duty:
                 self._push(start, BOT_ON, spec.id)
                 if end < math.inf:

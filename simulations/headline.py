@@ -23,6 +23,7 @@ from typing import Any
 from rich.table import Table
 
 from router.domain import AgentId, Channel
+from router.rules import Rule, RuleBook
 from simulations.plan import AgentSpec, History, Plan
 from simulations.results import Estimate, Replications, replicate
 from simulations.scenario import Scenario
@@ -60,6 +61,7 @@ def silo_plan(plan: Plan) -> Plan:
     """The same agents split into one team per channel, with per-channel history only."""
     load = workload(plan)
     agents: list[AgentSpec] = []
+    teams: dict[str, set[str]] = {}  # agent group -> its channel teams
     for group in plan.groups():
         members = [a for a in plan.agents if a.group == group]
         channels = {ch: load.get(ch, 0.0) for ch, n in members[0].capacity.items() if n > 0}
@@ -68,6 +70,7 @@ def silo_plan(plan: Plan) -> Plan:
         for channel, n in split.items():
             for _ in range(n):
                 agent = next(it)
+                teams.setdefault(group, set()).add(f"{group}@{channel}")
                 agents.append(
                     replace(
                         agent,
@@ -76,8 +79,25 @@ def silo_plan(plan: Plan) -> Plan:
                     )
                 )
     return replace(
-        plan, agents=tuple(agents), history=History.PER_CHANNEL, name=f"{plan.name} (silos)"
+        plan,
+        agents=tuple(agents),
+        rules=RuleBook(_silo_rule(rule, teams) for rule in plan.rules),
+        history=History.PER_CHANNEL,
+        name=f"{plan.name} (silos)",
     )
+
+
+def _silo_rule(rule: Rule, teams: Mapping[str, set[str]]) -> Rule:
+    """`rule` with each agent group it names standing for the channel teams split from it
+    (``group@channel``), so the silos route to the same people."""
+    if not rule.agent_groups:
+        return rule
+
+    def widen(groups: frozenset[str]) -> frozenset[str]:
+        return frozenset(g for group in groups for g in teams.get(group, {group}))
+
+    steps = tuple(replace(step, add_groups=widen(step.add_groups)) for step in rule.steps)
+    return replace(rule, agent_groups=widen(rule.agent_groups), steps=steps)
 
 
 def resized(plan: Plan, counts: Mapping[str, int]) -> Plan:

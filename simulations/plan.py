@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from router.assign import rule_for
-from router.domain import AgentId, AgentKind, Channel, CustomerId
+from router.domain import Agent, AgentId, AgentKind, Channel, CustomerId
 from router.rules import Rule, RuleBook, Weights
 from simulations.models import NEVER, Distribution, Exponential, Stream
 
@@ -55,6 +55,17 @@ class AgentSpec:
     exclusive_channels: bool = False
     #: A bot (``Plan.bots``) has no capacity limit: capacity > 0 only says it serves a channel.
     kind: AgentKind = AgentKind.HUMAN
+
+    def agent(self) -> Agent:
+        """The core's agent (signed out): `group` is its one agent group, so a rule naming
+        ``agent_groups`` routes to a person only when the group is in force (bots: any)."""
+        return Agent(
+            id=self.id,
+            skills=self.skills,
+            capacity=self.capacity,
+            kind=self.kind,
+            groups=frozenset({self.group}),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,27 @@ has complete files)::
          priority: 0, language: he}                           # patience omitted: never
     rules:                            # optional; an issue without one needs skill <issue>
       - {issue: billing, skills: {billing: 2}, service_level: 0.8, targets: {voice: 20s},
-         steps: [{after: 30s, skills: {billing: 1}}],
+         agent_groups: [blended],                             # optional: these groups only
+         steps: [{after: 30s, skills: {billing: 1}},          # steps lower skills and/or
+                 {after: 2m, add_agent_groups: [backoffice]}],#   widen to more groups
          bot_first: true,                                     # a bot takes it first, then:
          bot: {containment: 0.4,                              #   share the bot resolves
                handle: {dist: lognormal, mean: 2m, sd: 1m}}}  #   time with the bot
     agents:                           # required
       - {group: blended, count: 12, skills: {billing: 3}, capacity: {voice: 1, chat: 2},
          exclusive_channels: true, shifts: [{start: 0, end: 8h, breaks: [{at: 4h, length: 30m}]}]}
+      - {group: backoffice, count: 4, skills: {billing: 1}, capacity: {voice: 1}}
       - {group: assistant, kind: bot, skills: {billing: 1}, capacity: {chat: 1}}  # count: 1
+    journeys:                         # optional: unresolved contacts come back
+      {base: 0.75, per_level: 0.04, with_history: 0.12, same_agent: 0.03,
+       return_delay: {dist: exponential, mean: 2h}, switch_channel: 0.4,
+       switch_to: {voice: 1, chat: 1}, abandon_retry: 0.3, max_contacts: 4}
+
+Agent groups: an agent's ``group`` is its agent group, as in the live service. A rule with
+``agent_groups`` routes only to agents of those groups (without: to every group); a step's
+``add_agent_groups`` widens it once the contact has waited ``after`` (such a step needs no
+``skills``), e.g. to an overflow team. Every group named must have people in it (a typo
+would route nothing), and a step may only lower requirements or add groups.
 
 Bots are declared like agents, with ``kind: bot``: no capacity limit (capacity > 0 only
 says which channels the bot serves), skills and shifts as for people, never staff. A contact
@@ -39,11 +52,8 @@ channel (``router.assign.pick_bot``); when none can take it (no bot declared, of
 wrong channel or skills), people may take it, as in the live service (``router.policy``).
 An escalated contact joins the people's queue with its original arrival time and priority:
 its wait for a person counts from its arrival (the bot's time included) and its patience
-starts when it joins the queue.
-    journeys:                         # optional: unresolved contacts come back
-      {base: 0.75, per_level: 0.04, with_history: 0.12, same_agent: 0.03,
-       return_delay: {dist: exponential, mean: 2h}, switch_channel: 0.4,
-       switch_to: {voice: 1, chat: 1}, abandon_retry: 0.3, max_contacts: 4}
+starts when it joins the queue. Bots ignore agent groups, as live: a bot-first rule naming
+``agent_groups`` still goes to any bot holding its skills; the groups choose among people.
 """
 
 from __future__ import annotations
@@ -53,10 +63,29 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import NamedTuple
 
-from router.domain import MAX_PRIORITY, MAX_PROFICIENCY, AgentId, AgentKind, Channel
+import yaml
+
+from router.domain import (
+    MAX_PRIORITY,
+    MAX_PROFICIENCY,
+    MIN_PROFICIENCY,
+    AgentId,
+    AgentKind,
+    Channel,
+)
 from router.errors import InvalidArgument
-from router.rules import RelaxationStep, Rule, RuleBook, Weights, check_name, validate_rule
+from router.rules import (
+    LANGUAGE_SKILL_PREFIX,
+    RelaxationStep,
+    Rule,
+    RuleBook,
+    Weights,
+    check_name,
+    validate_rule,
+)
+from router.scoring import has_skills
 from simulations.models import (
     NEVER,
     Break,
@@ -130,8 +159,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     plan = Plan(
         agents=tuple(a for a in everyone if a.kind is AgentKind.HUMAN),
         bots=tuple(a for a in everyone if a.kind is AgentKind.BOT),
-        rules=RuleBook(rule for rule, _ in ruled),
-        bot_models={rule.issue: model for rule, model in ruled if model is not None},
+        rules=RuleBook(r.rule for r in ruled),
+        bot_models={r.rule.issue: r.bot for r in ruled if r.bot is not None},
         horizon_s=horizon,
         interval_s=interval,
         streams=streams,
@@ -143,6 +172,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         weights=weights,
         name=top["name"].text(),
     )
+    _check_groups(plan, ruled)
     _check_coverage(plan, top)
     return Scenario(
         name=plan.name,
@@ -231,7 +261,39 @@ def _levels(field: Field, allow_zero: bool = False) -> dict[str, int]:
     return levels
 
 
-def _rule(field: Field) -> tuple[Rule, BotModel | None]:
+def _groups(field: Field, named: list[Field]) -> frozenset[str]:
+    """A non-empty list of agent group names; each name's field is added to `named` (the
+    scenario checks that some agent belongs to it)."""
+    groups: set[str] = set()
+    for item in field.sequence(True):
+        name = _name(item)
+        if name in groups:
+            raise item.error(f"group {name!r} given twice")
+        groups.add(name)
+        named.append(item)
+    return frozenset(groups)
+
+
+def _step(field: Field, named: list[Field]) -> RelaxationStep:
+    spec = field.mapping({"after", "skills", "add_agent_groups"}, {"after"})
+    return RelaxationStep(
+        after_s=spec["after"].duration(),
+        min_proficiency=_levels(spec["skills"], True) if "skills" in spec else {},
+        add_groups=_groups(spec["add_agent_groups"], named)
+        if "add_agent_groups" in spec
+        else frozenset(),
+    )
+
+
+class _Ruled(NamedTuple):
+    """A checked rule, its bot model, and the fields of the agent groups it names."""
+
+    rule: Rule
+    bot: BotModel | None
+    groups: list[Field]
+
+
+def _rule(field: Field) -> _Ruled:
     spec = field.mapping(
         {
             "issue",
@@ -243,22 +305,13 @@ def _rule(field: Field) -> tuple[Rule, BotModel | None]:
             "description",
             "bot_first",
             "bot",
+            "agent_groups",
         },
         {"issue", "skills"},
     )
-    steps = (
-        tuple(
-            RelaxationStep(
-                after_s=s["after"].duration(), min_proficiency=_levels(s["skills"], True)
-            )
-            for s in (
-                f.mapping({"after", "skills"}, {"after", "skills"})
-                for f in spec["steps"].sequence()
-            )
-        )
-        if "steps" in spec
-        else ()
-    )
+    named: list[Field] = []
+    agent_groups = _groups(spec["agent_groups"], named) if "agent_groups" in spec else frozenset()
+    steps = tuple(_step(f, named) for f in spec["steps"].sequence()) if "steps" in spec else ()
     targets = (
         {
             Channel(ch): t.duration(positive=True)
@@ -276,13 +329,14 @@ def _rule(field: Field) -> tuple[Rule, BotModel | None]:
         steps=steps,
         weights=_weights(spec["weights"]) if "weights" in spec else Weights(),
         bot_first=spec["bot_first"].boolean() if "bot_first" in spec else False,
+        agent_groups=agent_groups,
     )
     try:
         validate_rule(rule)
     except InvalidArgument as exc:  # the core names the field; we add its line
         raise _core_field(field, spec, exc.field).error(exc.problem) from exc
     _check_relaxes(rule, spec)
-    return rule, _bot_model(rule, spec)
+    return _Ruled(rule, _bot_model(rule, spec), named)
 
 
 def _bot_model(rule: Rule, spec: dict[str, Field]) -> BotModel | None:
@@ -306,7 +360,8 @@ def _bot_model(rule: Rule, spec: dict[str, Field]) -> BotModel | None:
 
 def _check_relaxes(rule: Rule, spec: dict[str, Field]) -> None:
     """Steps may only lower or drop requirements: the engine relies on a longer wait never
-    making an agent ineligible (the core's rule check does not enforce it yet)."""
+    making an agent ineligible (the core's rule check does not enforce it yet). Adding
+    agent groups only widens, so a step may always do that."""
     required = dict(rule.skills)
     for i, step in enumerate(rule.steps):
         for skill, level in step.min_proficiency.items():
@@ -332,6 +387,11 @@ def _core_field(rule_field: Field, spec: dict[str, Field], core_path: str) -> Fi
         index = int(match.group(2))
         where = items[index] if index < len(items) else where
     rest = core_path[match.end() :] if match else ""
+    key = re.match(r"\.(\w+)$", rest)  # a step's own field (steps[0].add_agent_groups)
+    if key and isinstance(where.node, yaml.MappingNode):
+        for key_node, value_node in where.node.value:
+            if key_node.value == key.group(1):
+                return Field(value_node, where.path + rest, where.source)
     return Field(where.node, where.path + rest if match else rule_field.path, where.source)
 
 
@@ -445,20 +505,36 @@ def _journeys(field: Field) -> Journeys:
     return journeys
 
 
+def _check_groups(plan: Plan, ruled: list[_Ruled]) -> None:
+    """Every agent group a rule or step names has a person in it: the scenario declares the
+    whole floor, so an unknown name is a mistake that would silently route nothing to it.
+    A bot's group does not count: bots ignore agent groups (``router.assign.pick_bot``)."""
+    known = {a.group for a in plan.agents}
+    bots = {b.group for b in plan.bots} - known
+    for entry in ruled:
+        for item in entry.groups:
+            name = item.text()
+            if name not in known:
+                why = " (a bot's: bots ignore agent groups)" if name in bots else ""
+                raise item.error(
+                    f"no agent is in group {name!r}{why}; groups: {', '.join(sorted(known))}"
+                )
+
+
 def _check_coverage(plan: Plan, top: dict[str, Field]) -> None:
     """Every stream must be servable by some agent group, or the scenario is a mistake."""
     for k, stream in enumerate(plan.streams):
         rule = plan.rule(stream.issue)
-        required = rule.required_at(math.inf)
+        required = rule.required_at(math.inf)  # skills and groups, with every step applied
         if stream.language and rule.require_language:
-            required.setdefault(f"lang.{stream.language}", 1)
+            required.setdefault(LANGUAGE_SKILL_PREFIX + stream.language, MIN_PROFICIENCY)
         if not any(
-            a.capacity.get(stream.channel, 0) > 0
-            and all(a.skills.get(s, 0) >= lv for s, lv in required.items())
+            a.capacity.get(stream.channel, 0) > 0 and has_skills(a.agent(), required)
             for a in plan.agents
         ):
             field = top["streams"].sequence()[k]
+            groups = f", in group {' or '.join(sorted(required.groups))}" if required.groups else ""
             raise field.error(
                 f"no agent group can take {stream.issue!r} on {stream.channel} "
-                f"(needs {dict(required)} and {stream.channel} capacity)"
+                f"(needs {dict(required)}{groups} and {stream.channel} capacity)"
             )
