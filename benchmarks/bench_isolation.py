@@ -103,6 +103,7 @@ async def populate(url: str) -> dict[TenantId, dict[str, str]]:
         supervision = Supervision(RedisState(redis))
         keys: dict[TenantId, dict[str, str]] = {}
         for tenant in (TENANT_A, TENANT_B):
+            await supervision.declare_skills(tenant, ["billing"], "b")
             await supervision.write_rule(
                 tenant, Rule(issue="billing", skills={"billing": 1}), "create", "b"
             )

@@ -124,6 +124,7 @@ async def populate(url: str, plan: Plan) -> str:
     redis = redis_client(url)
     try:
         supervision = Supervision(RedisState(redis))
+        await supervision.declare_skills(TENANT, (issue(k) for k in range(plan.skills)), "bench")
         for k in range(plan.skills):
             rule = Rule(issue=issue(k), skills={issue(k): 1 + k % 2})
             if plan.intelligence:

@@ -392,7 +392,10 @@ async def seed_tenants(url: str, tenants: Sequence[str], agents: int, plan: Plan
 
         for name in tenants:
             tenant = TenantId(name)
-            for rule in make_rules(plan):
+            rules = make_rules(plan)
+            named = {skill for rule in rules for skill in rule.skills}
+            await supervision.declare_skills(tenant, sorted(named), "bench")
+            for rule in rules:
                 await supervision.write_rule(tenant, rule, "create", "bench")
             await asyncio.gather(*(create(tenant, make_agent(n, rng, plan)) for n in range(agents)))
             _, secrets[name] = await supervision.create_api_key(

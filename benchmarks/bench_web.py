@@ -121,6 +121,10 @@ class Bench:
         return (("authorization", f"Bearer {self.keys[role]}"),)
 
     def seed(self) -> None:
+        self.sup.CreateRoutingSkill(
+            sup_pb.CreateRoutingSkillRequest(parent="tenants/bench", routing_skill_id="bench"),
+            metadata=self.md("supervisor"),
+        )
         rule = pb.RoutingRule(
             required_skills=[pb.SkillRequirement(skill="bench", min_proficiency=1)]
         )

@@ -26,6 +26,9 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:stats:{yyyymmdd}``    | hash   | ``issue:channel:counter`` -> today's counters     |
 | ``omr:{t}:rule:{issue}``        | string | routing rule JSON                                 |
 | ``omr:{t}:rules``               | set    | issues that have a rule                           |
+| ``omr:{t}:skills``              | hash   | declared skill -> JSON {description, created_ms}  |
+| ``omr:{t}:skill_agents``        | hash   | skill -> agents holding it (write_agent.lua)      |
+| ``omr:{t}:skill_rules``         | hash   | skill -> rules naming it (write_rule.lua)         |
 | ``omr:{t}:customer:{cu}``       | hash   | identities JSON, created_ms                       |
 | ``omr:{t}:customer:{cu}:history``| list  | history entries JSON, newest first, bounded       |
 | ``omr:{t}:identity:{kind}:{v}`` | string | customer id the identity resolves to              |
@@ -139,6 +142,21 @@ def rule(tenant: TenantId, issue: str) -> str:
 def rules(tenant: TenantId) -> str:
     """Set: issues that have a rule."""
     return f"{_t(tenant)}:rules"
+
+
+def skills(tenant: TenantId) -> str:
+    """Hash: the declared skills of the catalogue, skill -> JSON (description, created)."""
+    return f"{_t(tenant)}:skills"
+
+
+def skill_agents(tenant: TenantId) -> str:
+    """Hash: skill -> how many agents hold it (kept by ``write_agent.lua``)."""
+    return f"{_t(tenant)}:skill_agents"
+
+
+def skill_rules(tenant: TenantId) -> str:
+    """Hash: skill -> how many routing rules name it (kept by ``write_rule.lua``)."""
+    return f"{_t(tenant)}:skill_rules"
 
 
 def customer(tenant: TenantId, customer_id: CustomerId) -> str:

@@ -20,6 +20,7 @@ SCRIPT_NAMES = (
     "set_state",
     "heartbeat",
     "write_rule",
+    "write_skill",
     "resolve_customer",
     "merge_customers",
     "escalate",

@@ -683,6 +683,7 @@ class RedisState:
                 keys.agent_contacts(tenant, agent_id),
                 keys.audit(tenant),
                 keys.presence(tenant),
+                keys.skill_agents(tenant),
             ],
             [
                 agent_id,
@@ -793,7 +794,14 @@ class RedisState:
         """Create, replace or delete an issue's rule, audited atomically."""
         return await self._run(
             "write_rule",
-            [keys.rule(tenant, issue), keys.rules(tenant), keys.audit(tenant)],
+            [
+                keys.rule(tenant, issue),
+                keys.rules(tenant),
+                keys.audit(tenant),
+                keys.skills(tenant),
+                keys.skill_agents(tenant),
+                keys.skill_rules(tenant),
+            ],
             [
                 issue,
                 mode,
@@ -805,6 +813,48 @@ class RedisState:
                 self.audit_maxlen,
             ],
         )
+
+    async def write_skill(
+        self,
+        tenant: TenantId,
+        skill: str,
+        mode: str,
+        description: str,
+        actor: str,
+        action: str,
+        target: str,
+    ) -> ScriptResult:
+        """Declare a skill in the catalogue (mode create) or withdraw it (delete), audited."""
+        return await self._run(
+            "write_skill",
+            [
+                keys.skills(tenant),
+                keys.skill_agents(tenant),
+                keys.skill_rules(tenant),
+                keys.audit(tenant),
+            ],
+            [
+                skill,
+                mode,
+                json.dumps({"description": description}),
+                actor,
+                action,
+                target,
+                self.audit_maxlen,
+            ],
+        )
+
+    async def read_skills(
+        self, tenant: TenantId
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """The catalogue: declared skill -> JSON, and skill -> count of the agents holding it
+        and of the rules naming it (three reads in one round trip)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.skills(tenant))
+            pipe.hgetall(keys.skill_agents(tenant))
+            pipe.hgetall(keys.skill_rules(tenant))
+            declared, agents, rules = await pipe.execute()
+        return dict(declared), dict(agents), dict(rules)
 
     async def read_rules(self, tenant: TenantId) -> dict[str, str]:
         """Every rule of the tenant as JSON, by issue."""

@@ -124,7 +124,15 @@ def _agents(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _skills(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub = _group(root, "skills", "set or remove one skill of an agent")
+    sub = _group(
+        root, "skills", "the skill catalogue (define, list, undefine); set or remove an agent's"
+    )
+    p = _leaf(sub, "define", cmd.skills_define, "declare a skill, so rules may require it")
+    p.add_argument("skill", help="e.g. billing, lang.en, senior")
+    p.add_argument("--description", help="what the skill means")
+    _leaf(sub, "list", cmd.skills_list, "the catalogue: declared, held by agents, named by rules")
+    p = _leaf(sub, "undefine", cmd.skills_undefine, "withdraw a skill's declaration")
+    p.add_argument("skill")
     p = _leaf(sub, "set", cmd.skills_set, "add a skill or change its proficiency")
     p.add_argument("agent")
     p.add_argument("skill")

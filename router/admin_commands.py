@@ -182,6 +182,41 @@ def skills_remove(c: Call) -> int:
     return c.show(agent, line)
 
 
+def skills_define(c: Call) -> int:
+    """``skills define SKILL``: declare a skill so rules may require it before agents do."""
+    request = sup_pb.CreateRoutingSkillRequest(
+        parent=c.conn.parent,
+        routing_skill_id=c.ns.skill,
+        routing_skill=pb.RoutingSkill(description=c.ns.description or ""),
+    )
+    skill = c.sup.CreateRoutingSkill(request, **c.kw())
+    return c.show(skill, render.skills_table([skill], "Skill declared"))
+
+
+def skills_list(c: Call) -> int:
+    """``skills list``: the catalogue (declared, held by agents, named by rules)."""
+    skills: list[pb.RoutingSkill] = []
+    token = ""
+    while True:
+        request = sup_pb.ListRoutingSkillsRequest(
+            parent=c.conn.parent, page_size=1000, page_token=token
+        )
+        reply = c.sup.ListRoutingSkills(request, **c.kw())
+        skills.extend(reply.routing_skills)
+        token = reply.next_page_token
+        if not token:
+            break
+    data = sup_pb.ListRoutingSkillsResponse(routing_skills=skills)
+    return c.show(data, render.skills_table(skills, f"Skills ({len(skills)})"))
+
+
+def skills_undefine(c: Call) -> int:
+    """``skills undefine SKILL``: withdraw a declaration."""
+    name = c.conn.name("routingSkills", c.ns.skill)
+    skill = c.sup.DeleteRoutingSkill(sup_pb.DeleteRoutingSkillRequest(name=name), **c.kw())
+    return c.show(skill, f"withdrew the declaration of skill {c.ns.skill}")
+
+
 # --- rules --------------------------------------------------------------------------------
 
 

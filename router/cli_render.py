@@ -140,6 +140,22 @@ def targets_text(rule: pb.RoutingRule) -> str:
     )
 
 
+def skills_table(skills: Iterable[pb.RoutingSkill], title: str = "Skills") -> Table:
+    """One row per skill of the catalogue."""
+    table = Table(title=title, title_justify="left")
+    for column in ("skill", "declared", "agents", "rules", "description"):
+        table.add_column(column)
+    for s in skills:
+        table.add_row(
+            short(s.name),
+            "yes" if s.declared else "-",
+            str(s.agent_count),
+            str(s.rule_count),
+            s.description or "-",
+        )
+    return table
+
+
 def rules_table(rules: Iterable[pb.RoutingRule]) -> Table:
     """One row per rule."""
     table = Table(title="Routing rules", title_justify="left")

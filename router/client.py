@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,3 +214,37 @@ def connect(
             "no API key: pass --key KEY or --key-file data/dev-keys.json, or set OMNIROUTE_API_KEY"
         )
     return Connection(address, secret, tenant or tenant_of_key(secret), tls)
+
+
+def skills_of_rule(rule: Any) -> list[str]:
+    """Every skill a ``RoutingRule`` message names (required or in a step), sorted."""
+    names = {r.skill for r in rule.required_skills}
+    names.update(r.skill for step in rule.relaxation_steps for r in step.skills)
+    return sorted(names)
+
+
+async def declare_skills(
+    stub: Any,
+    parent: str,
+    skills: Iterable[str],
+    metadata: Metadata,
+    descriptions: Mapping[str, str] | None = None,
+    timeout: float = CALL_TIMEOUT_S,
+) -> None:
+    """Declare `skills` in the tenant's catalogue (``SupervisorService.CreateRoutingSkill``
+    on an aio stub), so rules may name them before agents hold them; a skill declared
+    already is left as it is."""
+    from router.pb.omniroute.v1 import resources_pb2 as pb
+    from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
+
+    for skill in skills:
+        request = sup_pb.CreateRoutingSkillRequest(
+            parent=parent,
+            routing_skill_id=skill,
+            routing_skill=pb.RoutingSkill(description=(descriptions or {}).get(skill, "")),
+        )
+        try:
+            await stub.CreateRoutingSkill(request, metadata=metadata, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                raise

@@ -36,7 +36,7 @@ from router.estimate import WaitEstimate
 from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
 from router.pb.omniroute.v1 import resources_pb2 as pb
 from router.rules import MAX_GROUPS, RelaxationStep, Rule, Weights, check_level, check_name
-from router.supervision import ApiKeyView, AuditRecord
+from router.supervision import ApiKeyView, AuditRecord, SkillView
 
 if TYPE_CHECKING:
     from router.figures import QueueFigures
@@ -123,7 +123,7 @@ def parse_name(field: str, name: str, collection: str) -> tuple[TenantId, str]:
             field, f"must be 'tenants/{{tenant}}/{collection}/{{id}}', got {name[:80]!r}"
         )
     tenant = parse_parent(field, "/".join(parts[:2]))
-    if collection == "routingRules":
+    if collection in ("routingRules", "routingSkills"):
         return tenant, check_name(field, parts[3])
     return tenant, resource_id(field, parts[3], collection.rstrip("s"))
 
@@ -617,6 +617,17 @@ def rule_to_pb(tenant: TenantId, r: Rule) -> pb.RoutingRule:
         ),
         bot_first=r.bot_first,
         agent_groups=sorted(r.agent_groups),
+    )
+
+
+def skill_to_pb(tenant: TenantId, v: SkillView) -> pb.RoutingSkill:
+    """The API view of a skill of the catalogue."""
+    return pb.RoutingSkill(
+        name=f"tenants/{tenant}/routingSkills/{v.skill}",
+        description=v.description,
+        declared=v.declared,
+        agent_count=v.agent_count,
+        rule_count=v.rule_count,
     )
 
 

@@ -36,7 +36,9 @@ from router.client import (
     Tls,
     add_tls_arguments,
     auth_metadata,
+    declare_skills,
     open_aio_channel,
+    skills_of_rule,
     tls_options,
 )
 from router.config import Settings
@@ -200,6 +202,9 @@ async def _set_up_floor(channel: grpc.aio.Channel, tenant: str, md: Metadata) ->
     )
     if existing.agents:
         raise DemoError(f"tenant {tenant!r} already has agents in this Redis; pass --tenant OTHER")
+    # The catalogue first: rules may then name skills no agent holds yet.
+    named = sorted({skill for rule in RULES.values() for skill in skills_of_rule(rule)})
+    await declare_skills(sup, f"tenants/{tenant}", named, md)
     for issue, rule in RULES.items():
         message = pb.RoutingRule()
         message.CopyFrom(rule)

@@ -524,6 +524,42 @@ class SupervisorService(sup_grpc.SupervisorServiceServicer):
         return convert.rule_to_pb(tenant, await self._sup.get_rule(tenant, issue))
 
     @translate_errors
+    async def CreateRoutingSkill(
+        self, request: sup_pb.CreateRoutingSkillRequest, context: Ctx
+    ) -> pb.RoutingSkill:
+        tenant = tenant_of("parent", request.parent)
+        view = await self._sup.create_skill(
+            tenant,
+            request.routing_skill_id,
+            request.routing_skill.description,
+            _principal().actor,
+        )
+        return convert.skill_to_pb(tenant, view)
+
+    @translate_errors
+    async def ListRoutingSkills(
+        self, request: sup_pb.ListRoutingSkillsRequest, context: Ctx
+    ) -> sup_pb.ListRoutingSkillsResponse:
+        tenant = tenant_of("parent", request.parent)
+        size = convert.page_size("page_size", request.page_size)
+        views = await self._sup.list_skills(tenant)
+        token = request.page_token
+        after = [v for v in views if v.skill > token] if token else views
+        page = after[:size]
+        return sup_pb.ListRoutingSkillsResponse(
+            routing_skills=[convert.skill_to_pb(tenant, v) for v in page],
+            next_page_token=page[-1].skill if len(after) > size else "",
+        )
+
+    @translate_errors
+    async def DeleteRoutingSkill(
+        self, request: sup_pb.DeleteRoutingSkillRequest, context: Ctx
+    ) -> pb.RoutingSkill:
+        tenant, skill = named("name", request.name, "routingSkills")
+        view = await self._sup.delete_skill(tenant, skill, _principal().actor)
+        return convert.skill_to_pb(tenant, view)
+
+    @translate_errors
     async def ListRoutingRules(
         self, request: sup_pb.ListRoutingRulesRequest, context: Ctx
     ) -> sup_pb.ListRoutingRulesResponse:

@@ -7,9 +7,10 @@ replica, sees it (reserve_offer refuses a decision made on an older version).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,6 +53,17 @@ class ApiKeyView:
     create_s: float
     revoke_s: float
     prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkillView:
+    """One skill of the tenant's catalogue."""
+
+    skill: str
+    description: str
+    declared: bool
+    agent_count: int
+    rule_count: int
 
 
 def agent_name(tenant: TenantId, agent_id: str) -> str:
@@ -257,6 +269,14 @@ class Supervision:
             raise AlreadyExists(f"routing rule for issue {rule.issue!r} already exists")
         if result.code == -4:
             raise NotFound(f"routing rule for issue {rule.issue!r} not found")
+        if result.code == -9:
+            skill = str(result.values[0])
+            raise InvalidArgument(
+                _skill_field(rule, skill),
+                f"unknown skill {skill!r}: no agent holds it, no rule names it and it was "
+                "never declared (declare it first: CreateRoutingSkill, "
+                "`omniroute skills define`)",
+            )
         log.info("rule_written", tenant=tenant, issue=rule.issue, mode=mode, actor=actor)
         return rule
 
@@ -274,6 +294,71 @@ class Supervision:
         if result.code == -4:
             raise NotFound(f"routing rule for issue {issue!r} not found")
         return rule_from_json(str(result.values[0]))
+
+    # --- the skill catalogue ----------------------------------------------------------
+
+    async def create_skill(
+        self, tenant: TenantId, skill: str, description: str, actor: str
+    ) -> SkillView:
+        """Declare `skill`, so that rules may require it before any agent holds it."""
+        check_name("routing_skill_id", skill)
+        if len(description) > 512:
+            raise InvalidArgument("routing_skill.description", "at most 512 characters")
+        await self.state.register_tenant(tenant)
+        result = await self.state.write_skill(
+            tenant, skill, "create", description, actor, "CreateRoutingSkill",
+            skill_name(tenant, skill),
+        )  # fmt: skip
+        if result.code == -1:
+            raise AlreadyExists(f"skill {skill!r} is declared already")
+        log.info("skill_declared", tenant=tenant, skill=skill, actor=actor)
+        return await self.get_skill(tenant, skill)
+
+    async def declare_skills(self, tenant: TenantId, skills: Iterable[str], actor: str) -> None:
+        """Declare each of `skills` not declared yet (a set-up script's first step)."""
+        for skill in skills:
+            with contextlib.suppress(AlreadyExists):
+                await self.create_skill(tenant, skill, "", actor)
+
+    async def delete_skill(self, tenant: TenantId, skill: str, actor: str) -> SkillView:
+        """Withdraw `skill`'s declaration; refused while a rule needs it to stay known."""
+        before = await self.get_skill(tenant, skill)
+        result = await self.state.write_skill(
+            tenant, skill, "delete", "", actor, "DeleteRoutingSkill", skill_name(tenant, skill)
+        )
+        if result.code == -4:
+            raise NotFound(f"skill {skill!r} is not declared")
+        if result.code == -3:
+            raise Conflict(
+                f"skill {skill!r} is named by {result.values[0]} routing rule(s) and held by "
+                "no agent: change those rules first"
+            )
+        log.info("skill_withdrawn", tenant=tenant, skill=skill, actor=actor)
+        return replace(before, declared=False)
+
+    async def get_skill(self, tenant: TenantId, skill: str) -> SkillView:
+        """One skill of the catalogue; NotFound if unknown."""
+        for view in await self.list_skills(tenant):
+            if view.skill == skill:
+                return view
+        raise NotFound(f"skill {skill!r} is not known")
+
+    async def list_skills(self, tenant: TenantId) -> list[SkillView]:
+        """Every known skill, by name."""
+        declared, agents, rules = await self.state.read_skills(tenant)
+        views = []
+        for skill in sorted(set(declared) | set(agents) | set(rules)):
+            info = json.loads(declared[skill]) if skill in declared else {}
+            views.append(
+                SkillView(
+                    skill=skill,
+                    description=str(info.get("description", "")),
+                    declared=skill in declared,
+                    agent_count=max(0, int(agents.get(skill, 0))),
+                    rule_count=max(0, int(rules.get(skill, 0))),
+                )
+            )
+        return views
 
     # --- audit ------------------------------------------------------------------------
 
@@ -363,6 +448,21 @@ def _key_view(tenant: TenantId, key_id: str, record: Mapping[str, Any]) -> ApiKe
         revoke_s=float(record.get("revoke_s", 0)),
         prefix=str(record.get("prefix", "")),
     )
+
+
+def skill_name(tenant: TenantId, skill: str) -> str:
+    """Resource name of a skill of the catalogue."""
+    return f"tenants/{tenant}/routingSkills/{skill}"
+
+
+def _skill_field(rule: Rule, skill: str) -> str:
+    """The field of `rule` naming `skill` first (as ``validate_rule`` names fields)."""
+    if skill in rule.skills:
+        return f"rule.skills[{skill!r}]"
+    for i, step in enumerate(rule.steps):
+        if skill in step.min_proficiency:
+            return f"rule.steps[{i}].skills[{skill!r}]"
+    return "rule.skills"
 
 
 def _apply_changes(agent: Agent, changes: Mapping[str, Any]) -> Agent:

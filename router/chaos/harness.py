@@ -35,6 +35,7 @@ from router.chaos.workload import (
     Platform,
     Sampler,
 )
+from router.client import declare_skills
 from router.domain import ContactId, TenantId
 from router.pb.omniroute.v1 import resources_pb2 as pb
 from router.pb.omniroute.v1 import supervisor_service_pb2 as sup_pb
@@ -93,6 +94,7 @@ async def _set_up(floor: Floor, config: ChaosConfig) -> None:
     stub = sup_grpc.SupervisorServiceStub(floor.channels[-1])
     for tenant in config.tenants:
         md = floor.md(tenant, "supervisor")
+        await declare_skills(stub, f"tenants/{tenant}", ("general", "billing"), md, timeout=10.0)
         for issue, skill, level in (("default", "general", 1), ("billing", "billing", 2)):
             rule = pb.RoutingRule(
                 required_skills=[pb.SkillRequirement(skill=skill, min_proficiency=level)]

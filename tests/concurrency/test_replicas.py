@@ -133,6 +133,7 @@ async def setup(aredis: redis.asyncio.Redis, redis_url: str) -> AsyncIterator[di
     for role in (Role.PLATFORM, Role.AGENT):
         _, secret = await sup.create_api_key(T, role, "", role.value, "test")
         secrets_by_role[role] = secret
+    await sup.declare_skills(T, ISSUES, "test")
     for issue in ISSUES:
         await sup.write_rule(T, Rule(issue=issue, skills={issue: 1}), "create", "test")
     rng = random.Random(7)

@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio
 
 from router.auth import Role
+from router.client import declare_skills
 from router.config import Settings
 from router.domain import TenantId
 from router.pb.omniroute.v1 import admin_service_pb2_grpc as admin_grpc
@@ -76,6 +77,12 @@ class Api:
 
     # --- helpers used by many tests ---------------------------------------------------
 
+    async def declare(self, *skills: str, tenant: str = "t1") -> None:
+        """Declare skills in the catalogue (as a set-up script does before its rules)."""
+        await declare_skills(
+            self.sup, f"tenants/{tenant}", skills, self.md(Role.SUPERVISOR, tenant)
+        )
+
     async def create_rule(
         self,
         issue: str,
@@ -90,6 +97,7 @@ class Api:
             ],
             weights=weights,
         )
+        await self.declare(*skills, tenant=tenant)
         return await self.sup.CreateRoutingRule(
             sup_pb.CreateRoutingRuleRequest(
                 parent=f"tenants/{tenant}", issue=issue, routing_rule=rule
@@ -104,12 +112,14 @@ class Api:
         capacity: dict[int, int] | None = None,
         *,
         tenant: str = "t1",
+        groups: tuple[str, ...] = (),
     ) -> pb.Agent:
         caps = capacity or {pb.CHANNEL_VOICE: 1, pb.CHANNEL_CHAT: 3, pb.CHANNEL_EMAIL: 2}
         agent = pb.Agent(
             display_name=agent_id.upper(),
             skills=[pb.Skill(skill=s, proficiency=lvl) for s, lvl in skills.items()],
             capacities=[pb.ChannelCapacity(channel=c, max_contacts=n) for c, n in caps.items()],
+            groups=groups,
         )
         return await self.sup.CreateAgent(
             sup_pb.CreateAgentRequest(parent=f"tenants/{tenant}", agent_id=agent_id, agent=agent),

@@ -113,6 +113,15 @@ def seeds(
         "SupervisorService/CreateRoutingRule": sup_pb.CreateRoutingRuleRequest(
             parent=t, issue="sales", routing_rule=rule
         ),
+        "SupervisorService/CreateRoutingSkill": sup_pb.CreateRoutingSkillRequest(
+            parent=t, routing_skill_id="senior", routing_skill=pb.RoutingSkill(description="VIP")
+        ),
+        "SupervisorService/ListRoutingSkills": sup_pb.ListRoutingSkillsRequest(
+            parent=t, page_size=10
+        ),
+        "SupervisorService/DeleteRoutingSkill": sup_pb.DeleteRoutingSkillRequest(
+            name=f"{t}/routingSkills/billing"
+        ),
         "SupervisorService/DeleteAgent": sup_pb.DeleteAgentRequest(name=a2),
         "SupervisorService/DeleteRoutingRule": sup_pb.DeleteRoutingRuleRequest(
             name=f"{t}/routingRules/tech"

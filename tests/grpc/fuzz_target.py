@@ -317,6 +317,11 @@ class Target:
     def _make_floor(self) -> tuple[Floor, dict[str, list[Message]]]:
         """Rules billing and tech; agents a1, holding an offer of a billing chat, and a2; a
         tech chat nobody can take; two customers. Returns the floor and the seeds."""
+        for skill in ("billing", "tech", "sales"):
+            self.admin(
+                "SupervisorService/CreateRoutingSkill",
+                sup_pb.CreateRoutingSkillRequest(parent="tenants/t1", routing_skill_id=skill),
+            )
         for issue, level in (("billing", 1), ("tech", 5)):
             rule = pb.RoutingRule(
                 required_skills=[pb.SkillRequirement(skill=issue, min_proficiency=level)]

@@ -37,6 +37,7 @@ async def put_rule(api: Api, issue: str, *, bot_first: bool = False) -> pb.Routi
         required_skills=[pb.SkillRequirement(skill="billing", min_proficiency=1)],
         bot_first=bot_first,
     )
+    await api.declare("billing")
     return await api.sup.UpdateRoutingRule(
         sup_pb.UpdateRoutingRuleRequest(routing_rule=rule, allow_missing=True),
         metadata=api.md(Role.SUPERVISOR),

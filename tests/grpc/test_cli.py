@@ -140,6 +140,11 @@ async def test_usage_errors_exit_2(cli: Cli) -> None:
 
 
 async def test_rules_put_show_list_delete_from_flags(cli: Cli) -> None:
+    code, _, err = await cli("rules", "put", "billing", "--skill", "billing=3")
+    assert code == 1 and "INVALID_ARGUMENT: rule.skills['billing']: unknown skill" in err
+    for skill in ("billing", "general", "sales"):
+        code, out, err = await cli("skills", "define", skill, "--description", f"{skill} desk")
+        assert code == 0, err
     code, out, err = await cli(
         "rules", "put", "billing", "--skill", "billing=3", "--step", "30s:billing=2",
         "--step", "90s:billing=1", "--sl", "0.9", "--target", "voice=15s",
@@ -184,6 +189,8 @@ rules:
 
 
 async def test_rules_put_from_file(cli: Cli, tmp_path: Path) -> None:
+    for skill in ("billing", "tech", "routers"):
+        await cli("skills", "define", skill)
     path = tmp_path / "rules.yaml"
     path.write_text(RULES_YAML)
     code, out, err = await cli("rules", "put", "--file", str(path))

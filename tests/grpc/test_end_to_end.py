@@ -381,6 +381,7 @@ async def test_audit_log_records_before_and_after_of_every_supervisor_change(api
     supervisor = next(e.actor for e in events if e.action == "CreateRoutingRule")
     actions = [e.action for e in events if e.actor == supervisor]
     assert actions == [
+        "CreateRoutingSkill",  # the catalogue before the rule (``Api.create_rule``)
         "CreateRoutingRule",
         "UpdateRoutingRule",
         "CreateAgent",

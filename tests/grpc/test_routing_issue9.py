@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio
 
 from router.auth import Role
+from router.client import skills_of_rule
 from router.explain_cli import main as explain_main
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import contact_service_pb2 as contact_pb
@@ -36,6 +37,7 @@ async def explanation(api: Api, contact: pb.Contact) -> pb.RoutingExplanation:
 
 async def put_rule(api: Api, issue: str, rule: pb.RoutingRule) -> pb.RoutingRule:
     rule.name = f"{T1}/routingRules/{issue}"
+    await api.declare(*skills_of_rule(rule))
     return await api.sup.UpdateRoutingRule(
         sup_pb.UpdateRoutingRuleRequest(routing_rule=rule, allow_missing=True),
         metadata=api.md(Role.SUPERVISOR),
@@ -236,6 +238,10 @@ async def test_two_identities_of_two_customers_merge_atomically_and_audited(
         (pb.RelaxationStep(skills=req(billing=6)), "relaxation_steps[0].skills[0].min_proficiency"),
         (pb.RelaxationStep(skills=req(billing=1), service_level_below=0.0), "service_level_below"),
         (pb.RelaxationStep(skills=req(billing=1), eligible_agents_at_most=-2), "eligible_agents"),
+        # Widening to a group, on a rule that names no group: every group may take it already.
+        (pb.RelaxationStep(add_agent_groups=["overflow"]), "rule.steps[0].add_agent_groups"),
+        (pb.RelaxationStep(add_agent_groups=["Over Flow"]), "add_agent_groups[0]"),
+        (pb.RelaxationStep(), "rule.steps[0].skills"),
     ],
 )
 async def test_a_step_that_can_never_apply_is_invalid_and_nothing_is_saved(
@@ -296,3 +302,83 @@ async def test_live_figures_stream_pushes_on_change(api: Api) -> None:
 
 
 __all__ = ["complete"]
+
+
+async def test_a_rule_limited_to_a_group_widens_to_another_group_after_its_step(
+    api: Api,
+) -> None:
+    """Billing goes to the billing team; after 1.5 s the overflow site may take it too; an
+    agent in no group never does. The explanation names the groups in force; moving an
+    agent into the team (UpdateAgent, mask `groups`) applies to the next decision."""
+    step = pb.RelaxationStep(add_agent_groups=["overflow"])
+    step.after.FromMilliseconds(1500)
+    saved = await put_rule(
+        api,
+        "billing",
+        pb.RoutingRule(
+            required_skills=req(billing=1), agent_groups=["team"], relaxation_steps=[step]
+        ),
+    )
+    assert list(saved.agent_groups) == ["team"]
+    assert list(saved.relaxation_steps[0].add_agent_groups) == ["overflow"]
+    created = await api.create_agent("over", {"billing": 5}, groups=("overflow",))
+    assert list(created.groups) == ["overflow"]
+    await api.create_agent("loner", {"billing": 5})
+    over, loner = api.stream("over"), api.stream("loner")
+    try:
+        await api.sign_in("over")
+        await api.sign_in("loner")
+        contact = await api.submit("billing", pb.CHANNEL_VOICE)
+        await asyncio.sleep(0.8)
+        assert (await api.get_contact(contact.name)).state == pb.CONTACT_STATE_QUEUED
+        offer = await over.next_offer(10.0)  # the step widened the rule to the overflow site
+        assert offer.contact.name == contact.name
+        why = await explanation(api, contact)
+        assert list(why.agent_groups) == ["overflow", "team"]
+        assert list(why.relaxation_steps) == [0]
+        assert "group in overflow|team" in why.summary
+        moved = await api.sup.UpdateAgent(
+            sup_pb.UpdateAgentRequest(
+                agent=pb.Agent(name=f"{T1}/agents/loner", groups=["team"]),
+                update_mask={"paths": ["groups"]},
+            ),
+            metadata=api.md(Role.SUPERVISOR),
+        )
+        assert list(moved.groups) == ["team"]
+        second = await api.submit("billing", pb.CHANNEL_VOICE)
+        taken = await loner.next_offer(10.0)  # in the team now: at once, no step needed
+        assert taken.contact.name == second.name
+        assert list((await explanation(api, second)).agent_groups) == ["team"]
+    finally:
+        await over.close()
+        await loner.close()
+
+
+@pytest.mark.parametrize(
+    ("groups", "field"),
+    [
+        (["Team A"], "agent.groups[0]"),
+        (["team", "team"], "agent.groups[1]"),
+        ([f"g{k}" for k in range(51)], "agent.groups"),
+    ],
+)
+async def test_bad_agent_groups_are_invalid_and_nothing_is_saved(
+    api: Api, groups: list[str], field: str
+) -> None:
+    agent = pb.Agent(
+        skills=[pb.Skill(skill="billing", proficiency=2)],
+        capacities=[pb.ChannelCapacity(channel=pb.CHANNEL_VOICE, max_contacts=1)],
+        groups=groups,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.sup.CreateAgent(
+            sup_pb.CreateAgentRequest(parent=T1, agent_id="a9", agent=agent),
+            metadata=api.md(Role.SUPERVISOR),
+        )
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (err.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await api.sup.GetAgent(
+            sup_pb.GetAgentRequest(name=f"{T1}/agents/a9"), metadata=api.md(Role.SUPERVISOR)
+        )
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND

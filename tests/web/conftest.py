@@ -8,6 +8,7 @@ Playwright's own browser download is never used. Without chromium the tests are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import pytest
 import redis
 
 from router.auth import Role
+from router.client import skills_of_rule
 from router.domain import TenantId
 from router.pb.omniroute.v1 import agent_service_pb2 as agent_pb
 from router.pb.omniroute.v1 import agent_service_pb2_grpc as agent_grpc
@@ -211,6 +213,14 @@ class Floor:
             relaxation_steps=steps,
             service_level=kw.get("service_level", 0.8),
         )
+        for skill in skills_of_rule(rule):  # the catalogue first (agents may come later)
+            with contextlib.suppress(grpc.RpcError):  # ALREADY_EXISTS: declared before
+                self.sup.CreateRoutingSkill(
+                    sup_pb.CreateRoutingSkillRequest(
+                        parent=f"tenants/{tenant}", routing_skill_id=skill
+                    ),
+                    metadata=self.md(Role.SUPERVISOR, tenant),
+                )
         self.sup.CreateRoutingRule(
             sup_pb.CreateRoutingRuleRequest(
                 parent=f"tenants/{tenant}", issue=issue, routing_rule=rule
