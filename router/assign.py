@@ -80,6 +80,9 @@ class Floor:
         #: Agents whose idle_since is NaN: their preference keys do not order, so
         #: `pick_agent` must then walk candidates in id order as it always did.
         self._unordered: set[AgentId] = set()
+        #: Changes whenever a person joins or leaves, or their skills, groups or capacity
+        #: change (not their state or load): what derived tables (``router.joint``) key on.
+        self.profile_version = 0
         for agent in agents:
             self.put(agent)
 
@@ -89,6 +92,13 @@ class Floor:
             self._bots[agent.id] = agent  # a kind is immutable: never among the people
             return
         old = self._agents.get(agent.id)
+        if (
+            old is None
+            or (old.skills is not agent.skills and old.skills != agent.skills)
+            or old.groups != agent.groups
+            or old.capacity != agent.capacity
+        ):
+            self.profile_version += 1
         if old is not None and old.skills is not agent.skills:
             for skill in old.skills:
                 self._by_skill[skill].discard(agent.id)
@@ -136,6 +146,7 @@ class Floor:
         self._bots.pop(agent_id, None)
         old = self._agents.pop(agent_id, None)
         if old is not None:
+            self.profile_version += 1
             for skill in old.skills:
                 self._by_skill[skill].discard(agent_id)
             for group in old.groups:

@@ -53,6 +53,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,8 +90,14 @@ class _Pool:
     idle: Floats
     occupancy: Floats
     skills: dict[str, int]
+    #: Per required skill (its number in `skills`): every agent's level; the level capped
+    #: at MAX_PROFICIENCY; whether the agent holds it at all.
     levels: Ints
+    capped: Ints
+    held: Bools
     free: dict[Channel, Ints]
+    #: The normalised idle component per idle horizon (seconds), computed once per pass.
+    idle_by_horizon: dict[float, Floats] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -103,8 +110,15 @@ class _Group:
     mask: Bools
     base: Floats
     holders: int
+    #: Eligible agents (``mask.sum()``).
+    eligible: int
+    #: The normalised proficiency and idle components behind `base` (for Decision scores).
+    proficiency: Floats
+    idle: Floats
     contacts: list[int] = field(default_factory=list)
     prefix: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Free slots of the prefix's agents (the pool's free slots do not change in a class).
+    prefix_slots: int = 0
     threshold: float = -np.inf
     complete: bool = False
 
@@ -155,33 +169,95 @@ def _classes(ranked: Sequence[Contact], priority_first: bool) -> list[list[int]]
     return [by_priority[p] for p in sorted(by_priority, reverse=True)]
 
 
+@dataclass(slots=True)
+class _Table:
+    """What a pass reads of every person of a floor that only changes with their profile
+    (``Floor.profile_version``): skill levels as a matrix and total capacity, by row."""
+
+    version: int
+    row: dict[AgentId, int]
+    column: dict[str, int]
+    levels: Ints
+    capacity: Ints
+    by_channel: dict[Channel, Ints]
+
+
+#: One table per floor, rebuilt when the floor's profiles change (weak: a floor that is
+#: gone takes its table with it).
+_TABLES: weakref.WeakKeyDictionary[Floor, _Table] = weakref.WeakKeyDictionary()
+
+
+def _table(floor: Floor) -> _Table:
+    table = _TABLES.get(floor)
+    if table is not None and table.version == floor.profile_version:
+        return table
+    people = list(floor)
+    column: dict[str, int] = {}
+    for agent in people:
+        for skill in agent.skills:
+            column.setdefault(skill, len(column))
+    levels = np.zeros((len(people), len(column)), np.int64)
+    for r, agent in enumerate(people):
+        for skill, level in agent.skills.items():
+            levels[r, column[skill]] = level
+    table = _Table(
+        version=floor.profile_version,
+        row={agent.id: r for r, agent in enumerate(people)},
+        column=column,
+        levels=levels,
+        capacity=np.fromiter((sum(a.capacity.values()) for a in people), np.int64, len(people)),
+        by_channel={
+            ch: np.fromiter((a.capacity.get(ch, 0) for a in people), np.int64, len(people))
+            for ch in Channel
+        },
+    )
+    _TABLES[floor] = table
+    return table
+
+
 def _build_pool(
     floor: Floor, ranked: Sequence[Contact], required: Sequence[Mapping[str, int]], now: float
 ) -> _Pool:
-    agents = sorted(floor.candidates({}), key=lambda a: (a.idle_since, a.id))
+    table = _table(floor)
+    by_id = floor.candidates({})  # available people, in id order
+    n = len(by_id)
+    idle_since = np.fromiter((a.idle_since for a in by_id), np.float64, n)
+    order = np.argsort(idle_since, kind="stable")  # longest idle first, then id
+    agents = [by_id[k] for k in order]
+    rows = np.fromiter((table.row[a.id] for a in agents), np.int64, n)
     skills: dict[str, int] = {}
     for req in required:
         for skill in req:
             skills.setdefault(skill, len(skills))
-    names = list(skills)
+    levels = np.zeros((len(skills), n), np.int64)
+    for skill, k in skills.items():
+        c = table.column.get(skill)
+        if c is not None:  # else nobody holds it: level 0
+            levels[k] = table.levels[rows, c]
+    total = table.capacity[rows]
+    loads = [a.load for a in agents]
+    in_hand = np.fromiter((sum(load.values()) for load in loads), np.int64, n)
+    occupancy = np.zeros(n, np.float64)
+    some = total > 0
+    occupancy[some] = 1.0 - np.minimum(1.0, in_hand[some] / total[some])
     channels = sorted({c.channel for c in ranked})
-    levels, idle, occupancy, free = [], [], [], []
-    for a in agents:
-        held = a.skills
-        levels.append([held.get(s, 0) for s in names])
-        idle.append(now - a.idle_since)
-        total = sum(a.capacity.values())
-        occupancy.append(1.0 - min(1.0, a.contacts_in_hand / total) if total else 0.0)
-        free.append([a.free_slots(ch) for ch in channels])
-    free_by = np.array(free, np.int64).reshape(len(agents), len(channels))
     return _Pool(
         agents=agents,
         index={a.id: i for i, a in enumerate(agents)},
-        idle=np.array(idle, np.float64),
-        occupancy=np.array(occupancy, np.float64),
+        idle=now - idle_since[order],
+        occupancy=occupancy,
         skills=skills,
-        levels=np.array(levels, np.int64).reshape(len(agents), len(names)),
-        free={ch: free_by[:, k].copy() for k, ch in enumerate(channels)},
+        levels=levels,
+        capped=np.minimum(levels, MAX_PROFICIENCY),
+        held=levels > 0,
+        free={  # Agent.free_slots of a person, for every agent at once
+            ch: np.maximum(
+                0,
+                table.by_channel[ch][rows]
+                - np.fromiter((load.get(ch, 0) for load in loads), np.int64, n),
+            )
+            for ch in channels
+        },
     )
 
 
@@ -210,10 +286,10 @@ def _new_group(pool: _Pool, channel: Channel, req: Mapping[str, int], w: Weights
     holders = np.ones(len(pool.agents), np.bool_)
     proficiency = np.zeros(len(pool.agents), np.int64)
     for skill, level in req.items():
-        column = pool.levels[:, pool.skills[skill]]
-        mask &= column >= level
-        holders &= column > 0
-        proficiency += np.minimum(column, MAX_PROFICIENCY)
+        k = pool.skills[skill]
+        mask &= pool.levels[k] >= level
+        holders &= pool.held[k]
+        proficiency += pool.capped[k]
     groups = groups_of(req)
     if groups is not None:
         member = np.fromiter(
@@ -222,17 +298,20 @@ def _new_group(pool: _Pool, channel: Channel, req: Mapping[str, int], w: Weights
         mask &= member
         holders &= member
     prof = proficiency / (MAX_PROFICIENCY * len(req)) if req else np.zeros(len(pool.agents))
-    idle = np.minimum(1.0, np.maximum(0.0, pool.idle) / w.idle_horizon_s)
+    idle = pool.idle_by_horizon.get(w.idle_horizon_s)
+    if idle is None:
+        idle = np.minimum(1.0, np.maximum(0.0, pool.idle) / w.idle_horizon_s)
+        pool.idle_by_horizon[w.idle_horizon_s] = idle
     base = w.proficiency * prof + w.idle * idle + w.occupancy * pool.occupancy
-    return _Group(channel, req, w, mask, base, int(holders.sum()))
+    return _Group(channel, req, w, mask, base, int(holders.sum()), int(mask.sum()), prof, idle)
 
 
 def _extend(group: _Group, pool: _Pool, slots: int) -> None:
     """Make the group's prefix (best first) hold at least `slots` free slots, or all."""
-    eligible = np.flatnonzero(group.mask)
-    free = pool.free[group.channel]
-    if group.complete or (group.prefix.size and free[group.prefix].sum() >= slots):
+    if group.complete or (group.prefix.size and group.prefix_slots >= slots):
         return
+    free = pool.free[group.channel]
+    eligible = np.flatnonzero(group.mask)
     rounded = np.round(group.base[eligible], 9)
     if slots >= free[eligible].sum() or slots >= eligible.size:
         group.threshold, group.complete = -np.inf, True
@@ -245,6 +324,7 @@ def _extend(group: _Group, pool: _Pool, slots: int) -> None:
         group.complete = keep.size == eligible.size
     order = np.argsort(-np.round(group.base[keep], 9), kind="stable")
     group.prefix = keep[order]
+    group.prefix_slots = int(free[group.prefix].sum())
 
 
 def _special(pool: _Pool, group: _Group, contact: Contact) -> tuple[int, ...]:
@@ -414,21 +494,48 @@ def _decision(
 ) -> Decision:
     rule: Rule = rule_for(rules, contact.issue)
     agent = pool.agents[agent_no]
-    runner = next((int(a) for a in kept.agents if a != agent_no), None)
+    # The list is in preference order: the runner-up is its first agent other than the chosen.
+    runner = next((a for a in kept.agents[:2].tolist() if a != agent_no), None)
     runner_up: tuple[AgentId, Score] | None = None
     if runner is not None:
         other = pool.agents[runner]
-        runner_up = (other.id, score(other, contact, required, rule.weights, now))
+        runner_up = (other.id, _score(pool, group, runner, contact, required, now))
     return Decision(
         contact=contact,
         agent=agent,
-        score=score(agent, contact, required, rule.weights, now),
+        score=_score(pool, group, agent_no, contact, required, now),
         considered=group.holders,
-        eligible=int(group.mask.sum()),
+        eligible=group.eligible,
         runner_up=runner_up,
         step=rule.step_at(contact.waited_s(now)),
         required=required,
     )
+
+
+def _score(
+    pool: _Pool, group: _Group, a: int, contact: Contact, required: Mapping[str, int], now: float
+) -> Score:
+    """``router.scoring.score`` of pool agent `a`, from the group's components: the same
+    operations on the same operands, so the same floats (a test compares them)."""
+    agent = pool.agents[a]
+    proficiency, idle = float(group.proficiency[a]), float(group.idle[a])
+    if not math.isfinite(idle):  # numpy and Python treat NaN apart in max(): ask score()
+        return score(agent, contact, required, group.weights, now)
+    occupancy = float(pool.occupancy[a])
+    if contact.last_agent_id is not None and agent.id == contact.last_agent_id:
+        affinity = 1.0
+    elif agent.id in contact.known_agent_ids:
+        affinity = 0.5
+    else:
+        affinity = 0.0
+    w = group.weights
+    total = (
+        w.proficiency * proficiency
+        + w.idle * idle
+        + w.occupancy * occupancy
+        + w.affinity * affinity
+    )
+    return Score(total, proficiency, idle, occupancy, affinity)
 
 
 __all__ = ["joint_assign"]

@@ -159,6 +159,9 @@ def test_capacity_is_never_exceeded_and_every_pair_is_eligible(data: st.DataObje
         assert eligible(d.agent, d.contact, d.required)
         rule = rule_for(rules, d.contact.issue)
         assert d.score == score(d.agent, d.contact, d.required, rule.weights, NOW)
+        if d.runner_up is not None:
+            other = next(a for a in agents if a.id == d.runner_up[0])
+            assert d.runner_up[1] == score(other, d.contact, d.required, rule.weights, NOW)
 
 
 def test_joint_beats_greedy_when_the_first_contact_takes_the_only_agent_of_the_second() -> None:
@@ -305,3 +308,25 @@ def _score_matrix(
         else:
             assert np.isnan(matrix[i, j])
     return matrix
+
+
+def test_a_pass_reads_the_floor_as_it_is_after_skills_and_agents_change() -> None:
+    """The joint pass keeps a table of the floor's skills between passes: a change of
+    skills, an agent leaving or joining is seen by the very next pass."""
+    rules = RuleBook([Rule("billing", {"billing": 3})])
+    contacts = [Contact(ContactId(f"c{k}"), Channel.VOICE, "billing", NOW - 10 * k) for k in (1, 2)]
+    floor = Floor([_agent("a1", {"billing": 4}), _agent("a2", {"billing": 1})])
+
+    def chosen() -> list[str]:
+        return [d.agent.id for d in joint_assign(contacts, floor, rules, NOW)]
+
+    assert chosen() == ["a1"]
+    floor.put(_agent("a1", {"billing": 1}))
+    floor.put(_agent("a2", {"billing": 4}))
+    assert chosen() == ["a2"]
+    floor.remove(AgentId("a2"))
+    assert chosen() == []
+    floor.put(_agent("a3", {"billing": 5, "tech": 2}))
+    assert chosen() == ["a3"]
+    floor.put(_agent("a1", {"billing": 5}))
+    assert sorted(chosen()) == ["a1", "a3"]
