@@ -29,6 +29,7 @@ one slot and every script touches one slot only. Keys outside a tenant are few a
 | ``omr:{t}:skills``              | hash   | declared skill -> JSON {description, created_ms}  |
 | ``omr:{t}:skill_agents``        | hash   | skill -> agents holding it (write_agent.lua)      |
 | ``omr:{t}:skill_rules``         | hash   | skill -> rules naming it (write_rule.lua)         |
+| ``omr:{t}:skill_counts``        | string | "1" once index_skills.lua counted the tenant      |
 | ``omr:{t}:customer:{cu}``       | hash   | identities JSON, created_ms                       |
 | ``omr:{t}:customer:{cu}:history``| list  | history entries JSON, newest first, bounded       |
 | ``omr:{t}:identity:{kind}:{v}`` | string | customer id the identity resolves to              |
@@ -157,6 +158,11 @@ def skill_agents(tenant: TenantId) -> str:
 def skill_rules(tenant: TenantId) -> str:
     """Hash: skill -> how many routing rules name it (kept by ``write_rule.lua``)."""
     return f"{_t(tenant)}:skill_rules"
+
+
+def skill_counts(tenant: TenantId) -> str:
+    """String: set once ``index_skills.lua`` counted the tenant's skills afresh."""
+    return f"{_t(tenant)}:skill_counts"
 
 
 def customer(tenant: TenantId, customer_id: CustomerId) -> str:

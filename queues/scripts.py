@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "heartbeat",
     "write_rule",
     "write_skill",
+    "index_skills",
     "resolve_customer",
     "merge_customers",
     "escalate",

@@ -844,6 +844,29 @@ class RedisState:
             ],
         )
 
+    async def index_skills(self, tenant: TenantId) -> bool:
+        """Count the catalogue afresh from the tenant's agents and rules unless done before
+        (``index_skills.lua``); True if it counted now. Retried while agents or rules are
+        written between listing them and counting."""
+        while True:
+            agent_ids = sorted(await self._r.smembers(keys.agents(tenant)))
+            issues = sorted(await self._r.smembers(keys.rules(tenant)))
+            result = await self._run(
+                "index_skills",
+                [
+                    keys.skill_agents(tenant),
+                    keys.skill_rules(tenant),
+                    keys.skill_counts(tenant),
+                    keys.agents(tenant),
+                    keys.rules(tenant),
+                    *(keys.agent(tenant, AgentId(a)) for a in agent_ids),
+                    *(keys.rule(tenant, issue) for issue in issues),
+                ],
+                [len(agent_ids), len(issues), *agent_ids, *issues],
+            )
+            if result.code != -2:
+                return result.code == 1
+
     async def read_skills(
         self, tenant: TenantId
     ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:

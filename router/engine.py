@@ -150,6 +150,8 @@ class Engine:
         await self.state.load_scripts()
         await self.sync_clock()
         for tenant in await self.state.tenants():
+            if await self.state.index_skills(tenant):  # once: data from before the counts
+                log.info("skill_catalogue_counted", tenant=tenant)
             self.router(tenant)
         clean = contextvars.Context
         self._tasks.append(asyncio.create_task(self.hub.run(), name="hub", context=clean()))

@@ -22,3 +22,16 @@ local function load_of(key)
   for i = 1, #flat, 2 do load[flat[i]] = tonumber(flat[i + 1]) end
   return load
 end
+-- Every skill a stored rule JSON names (required, or in a step): a set and a sorted list.
+local function rule_skill_names(rule_json)
+  local rule, seen, list = cjson.decode(rule_json), {}, {}
+  local function add(skills)
+    for skill in pairs(skills or {}) do
+      if not seen[skill] then seen[skill] = true; list[#list + 1] = skill end
+    end
+  end
+  add(rule['skills'])
+  for _, step in ipairs(rule['steps'] or {}) do add(step['skills']) end
+  table.sort(list)
+  return seen, list
+end

@@ -11,24 +11,11 @@ local issue, mode = ARGV[1], ARGV[2]
 local before = redis.call('GET', KEYS[1])
 if mode == 'create' and before then return {-1} end
 if (mode == 'update' or mode == 'delete') and not before then return {-4} end
--- Every skill a stored rule names (required, or in a step), in the rule's order.
-local function names(rule_json)
-  local rule, seen, list = cjson.decode(rule_json), {}, {}
-  local function add(skills)
-    for skill in pairs(skills or {}) do
-      if not seen[skill] then seen[skill] = true; list[#list + 1] = skill end
-    end
-  end
-  add(rule['skills'])
-  for _, step in ipairs(rule['steps'] or {}) do add(step['skills']) end
-  table.sort(list)
-  return seen, list
-end
 local old_seen = {}
-if before then old_seen = names(before) end
+if before then old_seen = rule_skill_names(before) end
 local new_seen, new_list = {}, {}
 if mode ~= 'delete' then
-  new_seen, new_list = names(ARGV[3])
+  new_seen, new_list = rule_skill_names(ARGV[3])
   for _, skill in ipairs(new_list) do
     if not old_seen[skill] and redis.call('HEXISTS', KEYS[4], skill) == 0 and
         tonumber(redis.call('HGET', KEYS[5], skill) or '0') <= 0 and
