@@ -10,6 +10,7 @@ re-check them, and the simulator applies them to its own floor.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -516,6 +517,93 @@ def _rank(
     if best is None:
         return None
     return best, second, count, ordered
+
+
+def top_candidates(
+    floor: Floor,
+    contact: Contact,
+    required: Mapping[str, int],
+    weights: Weights,
+    now: float,
+    k: int,
+    among: AbstractSet[AgentId] | None = None,
+    exclude: AgentId | None = None,
+) -> list[Agent] | None:
+    """The `k` best eligible people for `contact` (not counting `exclude`; only `among` if
+    given), best first by the preference key `pick_agent` uses (not declined, score rounded
+    to 9 digits, longest idle, smallest id), on the floor's snapshot (no slots taken).
+
+    The same inlined scoring as `_rank`, keeping `k` entries instead of two, with the
+    k-th's bar: what the explanation of a decision lists, at a fraction of scoring every
+    candidate with ``router.scoring.score``. None where a NaN makes the order partial (the
+    caller then sorts the slow way)."""
+    if k <= 0:
+        return []
+    if floor._unordered:
+        return None
+    ids: Iterable[AgentId] = floor.open_ids(required, contact.channel)
+    if among is not None:
+        ids = [a for a in ids if a in among]
+    profiles = floor._profiles
+    items = tuple(required.items())
+    levels_max = MAX_PROFICIENCY * len(items)
+    w_proficiency, w_idle = weights.proficiency, weights.idle
+    w_occupancy, w_affinity = weights.occupancy, weights.affinity
+    horizon_s = weights.idle_horizon_s
+    last, known, declined = contact.last_agent_id, contact.known_agent_ids, contact.declined_by
+    heap: list[tuple[tuple[bool, float, float, str], float, Agent]] = []  # min-heap
+    bar_fresh, bar_total = False, -math.inf
+    for agent_id in ids:
+        if agent_id == exclude:
+            continue
+        agent, skills, idle_since, neg_idle, rev_id, capacity, in_hand = profiles[agent_id]
+        levels = 0
+        skilled = True
+        for skill, level in items:
+            have = skills.get(skill, 0)
+            if have < level:
+                skilled = False
+                break
+            levels += MAX_PROFICIENCY if have > MAX_PROFICIENCY else have
+        if not skilled:
+            continue
+        proficiency = levels / levels_max if items else 0.0
+        idle = now - idle_since
+        idle = (idle if idle > 0.0 else 0.0) / horizon_s
+        idle = idle if idle < 1.0 else 1.0
+        if capacity:
+            share = in_hand / capacity
+            occupancy = 1.0 - (share if share < 1.0 else 1.0)
+        else:
+            occupancy = 0.0
+        if last is not None and agent_id == last:
+            affinity = 1.0
+        elif agent_id in known:
+            affinity = 0.5
+        else:
+            affinity = 0.0
+        total = (
+            w_proficiency * proficiency
+            + w_idle * idle
+            + w_occupancy * occupancy
+            + w_affinity * affinity
+        )
+        if total != total:  # NaN: no total order
+            return None
+        fresh = agent_id not in declined
+        if fresh < bar_fresh or (fresh == bar_fresh and total < bar_total):
+            continue
+        entry = ((fresh, round(total, 9), neg_idle, rev_id), total, agent)
+        if len(heap) < k:
+            heapq.heappush(heap, entry)
+        elif entry[0] > heap[0][0]:
+            heapq.heapreplace(heap, entry)
+        else:
+            continue
+        if len(heap) == k:
+            kth = heap[0]
+            bar_fresh, bar_total = kth[0][0], _bar(kth[1])
+    return [agent for _, _, agent in sorted(heap, key=lambda e: e[0], reverse=True)]
 
 
 def _bar(total: float) -> float:

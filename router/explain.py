@@ -25,7 +25,8 @@ import json
 from typing import Any
 
 from router.affinity import Hold
-from router.assign import Decision, Floor
+from router.assign import Decision, Floor, top_candidates
+from router.domain import AgentId
 from router.rules import Rule, groups_of
 from router.scoring import Score, eligible, preference, score
 
@@ -64,6 +65,33 @@ def _candidate(agent_id: str, s: Score, declined: bool) -> dict[str, Any]:
     }
 
 
+def _best_scored(
+    decision: Decision,
+    rule: Rule,
+    floor: Floor,
+    now: float,
+    top: int,
+    among: frozenset[AgentId] | None,
+) -> list[tuple[AgentId, Score]]:
+    """The `top` - 1 best other candidates, each scored with ``router.scoring.score``."""
+    contact, required = decision.contact, decision.required
+    if decision.agent.is_bot:
+        pool = [b for b in floor.bots() if b.free_slots(contact.channel) > 0]
+    else:
+        pool = floor.open_candidates(required, contact.channel)[1]
+    if among is not None:
+        pool = [a for a in pool if a.id in among]
+    scored = []
+    for agent in pool:
+        if agent.id == decision.agent.id or not eligible(agent, contact, required):
+            continue
+        s = score(agent, contact, required, rule.weights, now)
+        fresh = agent.id not in contact.declined_by
+        scored.append(((fresh, *preference(agent, s)), agent.id, s))
+    best = heapq.nlargest(max(0, top - 1), scored, key=lambda e: e[0])
+    return [(a, s) for _, a, s in best]
+
+
 def explanation(
     decision: Decision,
     rule: Rule,
@@ -79,22 +107,18 @@ def explanation(
     required = decision.required
     candidates: list[dict[str, Any]] = []
     if top > 0:
-        if decision.agent.is_bot:
-            pool = [b for b in floor.bots() if b.free_slots(contact.channel) > 0]
-        else:
-            pool = floor.open_candidates(required, contact.channel)[1]
-        if hold is not None:
-            pool = [a for a in pool if a.id in hold.agents]
-        scored = []
-        for agent in pool:
-            if agent.id == decision.agent.id or not eligible(agent, contact, required):
-                continue
-            s = score(agent, contact, required, rule.weights, now)
-            fresh = agent.id not in contact.declined_by
-            scored.append(((fresh, *preference(agent, s)), agent.id, s))
-        best = heapq.nlargest(max(0, top - 1), scored, key=lambda e: e[0])
+        among = None if hold is None else frozenset(hold.agents)
+        fast = None
+        if not decision.agent.is_bot:
+            fast = top_candidates(
+                floor, contact, required, rule.weights, now, top - 1, among, decision.agent.id
+            )
+        if fast is not None:
+            best = [(a.id, score(a, contact, required, rule.weights, now)) for a in fast]
+        else:  # bots, or a NaN somewhere: score every candidate
+            best = _best_scored(decision, rule, floor, now, top, among)
         candidates = [_candidate(decision.agent.id, decision.score, False)]
-        candidates += [_candidate(a, s, a in contact.declined_by) for _, a, s in best]
+        candidates += [_candidate(a, s, a in contact.declined_by) for a, s in best]
     history: dict[str, str] = {}
     if contact.last_agent_id:
         history["last_agent"] = contact.last_agent_id
