@@ -17,7 +17,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: In the order they run; each is a script with its own ``main``.
-SCRIPTS = ("bench_routing.py", "bench_isolation.py", "bench_scale.py", "sim_bench.py")
+SCRIPTS = (
+    "bench_core.py",
+    "bench_joint.py",
+    "bench_routing.py",
+    "bench_intelligence.py",
+    "bench_isolation.py",
+    "bench_web.py",
+    "bench_scale.py",
+    "bench_plan.py",
+    "sim_bench.py",
+)
 
 
 def accepts_quick(script: Path) -> bool:
