@@ -24,6 +24,19 @@ Agent groups: each agent's plan group is its one agent group (``AgentSpec.agent`
 rule naming ``agent_groups`` and the steps widening it are the core's own checks. A widening
 is a relaxation threshold like any other: only ever more agents fit the contact.
 
+Queue-state steps (``RelaxationStep.expected_wait_over_s``, ``service_level_below``,
+``eligible_at_most``) break that invariant: such a step comes into force when the service
+level drops or the expected wait grows, at any event. For the issues whose rules have one
+(and only for them: other plans run exactly as before), the engine keeps the live service's
+counts (``simulations.queue_state``), hands every decision about their contacts the signals
+``router.signals.measure`` gives -- what the live pass attaches (``SignalSource``), measured
+at the decision rather than every 2 s -- and after each event sweeps their waiting contacts
+on channels with a free slot, in queue order, until none fits. Within a waiting group such a
+contact's signals depend on the steps its wait has reached (the eligible count does), so the
+sweep and a freed agent try the oldest contact of each such class (``WaitingRoom.classes``),
+not only the head. Their arrivals join the queue first and are decided by the sweep, so that
+older contacts whose step the arrival triggered come first, as in a live pass.
+
 Events are a heap of (time, seq, kind, payload); first contacts come from a presorted list.
 """
 
@@ -34,6 +47,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from router.assign import Decision, Floor, pick_agent, pick_bot, queue_rank
 from router.domain import (
@@ -52,7 +66,10 @@ from simulations.plan import History, Plan
 from simulations.runlog import ABANDONED, UNANSWERED, RunLog
 from simulations.waiting import Job, WaitingRoom
 
-DEPART, ABANDON, RELAX, ON, OFF, RETURN, BOT_DONE, BOT_ON, BOT_OFF = range(9)
+if TYPE_CHECKING:
+    from simulations.queue_state import QueueState
+
+DEPART, ABANDON, RELAX, ON, OFF, RETURN, BOT_DONE, BOT_ON, BOT_OFF, DAY = range(10)
 #: A progress callback receives the fraction of simulated time done.
 Progress = Callable[[float], None]
 
@@ -91,6 +108,22 @@ class Engine:
                 if end < math.inf:  # on duty for good: no event that would end the run at inf
                     self._push(end, OFF, spec.id)
         self._add_bots()
+        #: Counts for queue signals, when some rule has a queue-state step (else None), and
+        #: per such issue the distinct waiting times of its steps, descending.
+        self._qs: QueueState | None = None
+        self._cuts: dict[str, tuple[float, ...]] = {}
+        if any(s.on_queue_state for rule in self._rules.values() for s in rule.steps):
+            # imported only here: it imports router.signals, whose module reads Redis
+            from simulations.queue_state import QueueState
+
+            self._qs = QueueState(self._rules)
+            for issue in self._qs.issues:
+                afters = {s.after_s for s in self._rules[issue].steps if s.after_s > 0}
+                self._cuts[issue] = tuple(sorted(afters, reverse=True))
+            day = 86_400.0
+            while day < plan.horizon_s:  # today's counters start again: signals change
+                self._push(day, DAY, None)
+                day += 86_400.0
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -103,6 +136,7 @@ class Engine:
         horizon = self.plan.horizon_s
         next_report = horizon / 100.0
         now = 0.0
+        qs = self._qs
         while i < n or events:
             if i < n and (not events or arrivals[i][0] <= events[0][0]):
                 now, job = arrivals[i]
@@ -126,8 +160,10 @@ class Engine:
                     self._bot_sign_in(payload, now)  # type: ignore[arg-type]
                 elif kind == BOT_OFF:
                     self._bot_sign_out(payload, now)  # type: ignore[arg-type]
-                else:
+                elif kind != DAY:
                     self._arrive(payload, now)  # type: ignore[arg-type]
+            if qs is not None:
+                self._sweep(qs, now)
             if self._progress is not None and now >= next_report:
                 self._progress(min(1.0, now / horizon))
                 next_report = now + horizon / 100.0
@@ -264,6 +300,11 @@ class Engine:
             job.first_channel != contact.channel,
         )
         rule = self._rules[contact.issue]
+        if self._qs is not None and contact.issue in self._qs.issues:
+            self._wait(job, rule, now)  # decided by the sweep, in queue order
+            if contact.bot_first:
+                self._try_bot(job, now)
+            return
         if contact.bot_first:
             to_bot = pick_bot(contact, self.floor, rule, now)
             if to_bot is not None:
@@ -275,12 +316,22 @@ class Engine:
         """An arrival, or a contact a bot escalated: an agent now, else the queue. Patience
         runs from `now`; relaxation from the contact's arrival (as it does live)."""
         contact = job.contact
+        if self._qs is not None and contact.issue in self._qs.issues:
+            self._wait(job, rule, now)  # decided by the sweep, in queue order
+            return
         if self._free[contact.channel] > 0:
             decision = pick_agent(contact, self.floor, rule, now)
             if decision is not None:
                 self._start(job, decision, now)
                 return
+        self._wait(job, rule, now)
+
+    def _wait(self, job: Job, rule: Rule, now: float) -> None:
+        """`job` joins the queue at `now`: its patience runs, its thresholds are due."""
+        contact = job.contact
         self._room.enter(job, rule, now)
+        if self._qs is not None and contact.issue in self._qs.issues:
+            self._qs.entered(contact)
         if job.patience_s < math.inf:
             job.abandon_at = now + job.patience_s
             self._push(job.abandon_at, ABANDON, job)
@@ -303,17 +354,61 @@ class Engine:
             if waiting.contact.bot_first and self._try_bot(waiting, now):
                 continue
             if self._free[waiting.contact.channel] > 0:
-                decision = pick_agent(
-                    waiting.contact, self.floor, self._rules[waiting.contact.issue], now
-                )
+                decision = self._pick(waiting, self._rules[waiting.contact.issue], now)
                 if decision is not None:
-                    self._room.leave(waiting, now)
+                    self._leave(waiting, now)
                     self._start(waiting, decision, now)
+
+    def _pick(self, job: Job, rule: Rule, now: float) -> Decision | None:
+        """``pick_agent`` for a waiting contact, with its queue signals when its rule
+        reads them."""
+        contact = job.contact
+        qs = self._qs
+        if qs is not None and contact.issue in qs.issues:
+            contact = qs.with_signals(contact, rule, self.floor, now)
+        return pick_agent(contact, self.floor, rule, now)
+
+    def _leave(self, job: Job, now: float) -> None:
+        """`job` stops waiting (answered, abandoned, or taken by a bot)."""
+        self._room.leave(job, now)
+        if self._qs is not None and job.contact.issue in self._qs.issues:
+            self._qs.left(job.contact)
+
+    def _sweep(self, qs: QueueState, now: float) -> None:
+        """After an event: queue signals may have changed, so a waiting contact of a rule
+        with queue-state steps may fit an agent with a free slot now. Try, in queue order,
+        the representative contacts (``WaitingRoom.classes``) of such rules on channels
+        with a free slot; after a placement, again (signals moved), until none fits."""
+        free, rules, room = self._free, self._rules, self._room
+        while True:
+            channels = [ch for ch, n in qs.waiting_on.items() if n and free[ch] > 0]
+            if not channels:
+                return
+            jobs = [
+                (queue_rank(job.contact, rules[job.contact.issue]), job)
+                for ch in channels
+                for job in room.classes(ch, self._cuts, now)
+                if job.contact.issue in qs.issues
+            ]
+            jobs.sort(key=lambda entry: entry[0])
+            for _, job in jobs:
+                rule = rules[job.contact.issue]
+                if job.contact.bot_first and self._try_bot(job, now):
+                    break
+                decision = self._pick(job, rule, now)
+                if decision is not None:
+                    self._leave(job, now)
+                    self._start(job, decision, now)
+                    break
+            else:
+                return
 
     def _abandon(self, job: Job, now: float) -> None:
         if not job.waiting or now != job.abandon_at:  # served, or an earlier wait's patience
             return
-        self._room.leave(job, now)
+        self._leave(job, now)
+        if self._qs is not None and job.contact.issue in self._qs.issues:
+            self._qs.abandoned(job.contact, now)
         self._finish(job, ABANDONED, now - job.contact.arrived_at)
         journeys = self.plan.journeys
         if journeys.abandon_retry > 0 and self._journey_rng.random() < journeys.abandon_retry:
@@ -327,6 +422,12 @@ class Engine:
             job.index, now - job.contact.arrived_at, self._group_index[self._specs[agent_id].group]
         )
         self.floor.reserve(agent_id, channel, now)
+        qs = self._qs
+        if qs is not None:
+            qs.changed()
+            if job.contact.issue in qs.issues:
+                target = self._rules[job.contact.issue].target_s(channel)
+                qs.answered(job.contact, now - job.since, target, now)
         in_hand = self._in_hand[agent_id] + 1
         self._in_hand[agent_id] = in_hand
         if in_hand == 1:
@@ -344,6 +445,11 @@ class Engine:
         before = self.floor.get(agent_id)
         assert before is not None
         self.floor.release(agent_id, contact.channel)
+        qs = self._qs
+        if qs is not None:
+            qs.changed()
+            if contact.issue in qs.issues:
+                qs.handled(contact, job.handle_s, now)
         in_hand = self._in_hand[agent_id] - 1
         self._in_hand[agent_id] = in_hand
         if in_hand == 0:
@@ -434,10 +540,13 @@ class Engine:
 
     def _try_bot(self, job: Job, now: float) -> bool:
         """A waiting bot-first contact to a bot, if one can take it now."""
-        decision = pick_bot(job.contact, self.floor, self._rules[job.contact.issue], now)
+        contact, rule = job.contact, self._rules[job.contact.issue]
+        if self._qs is not None and contact.issue in self._qs.issues:
+            contact = self._qs.with_signals(contact, rule, self.floor, now)
+        decision = pick_bot(contact, self.floor, rule, now)
         if decision is None:
             return False
-        self._room.leave(job, now)
+        self._leave(job, now)
         self._to_bot(job, decision, now)
         return True
 
@@ -452,6 +561,7 @@ class Engine:
         if job.contained:
             return
         job.contact = replace(job.contact, bot_first=False)
+        job.since = now  # the people's service level counts from here (escalate.lua)
         self._to_people(job, self._rules[job.contact.issue], now)
 
     def _bot_sign_in(self, bot_id: AgentId, now: float) -> None:
@@ -480,6 +590,8 @@ class Engine:
         if agent.state is AgentState.AVAILABLE:
             return
         self.floor.put(replace(agent, state=AgentState.AVAILABLE, idle_since=now))
+        if self._qs is not None:
+            self._qs.changed()
         self._refresh(agent, agent_id)
         self._offer(agent_id, now)
 
@@ -488,6 +600,8 @@ class Engine:
         agent = self.floor.get(agent_id)
         assert agent is not None
         self.floor.put(replace(agent, state=AgentState.AWAY))
+        if self._qs is not None:
+            self._qs.changed()
         self._refresh(agent, agent_id)
 
     def _refresh(self, before: Agent, agent_id: AgentId) -> None:
@@ -515,6 +629,7 @@ class Engine:
         in queue order (``queue_rank``) and give the first that `pick_agent` places; again
         until the agent is full or nothing fits -- what ``assign`` would do in a pass."""
         room, floor, rules = self._room, self.floor, self._rules
+        qs, cuts = self._qs, self._cuts
         while room.count:
             agent = floor.get(agent_id)
             if agent is None or not agent.is_available:
@@ -523,14 +638,19 @@ class Engine:
                 (queue_rank(head.contact, rules[head.contact.issue]), head)
                 for channel in agent.capacity
                 if agent.free_slots(channel) > 0
-                for head in room.heads(channel)
+                for head in (
+                    room.heads(channel) if qs is None else room.classes(channel, cuts, now)
+                )
             ]
             if len(heads) > 1:
                 heads.sort(key=lambda entry: entry[0])
             for _, job in heads:
-                decision = pick_agent(job.contact, floor, rules[job.contact.issue], now)
+                if qs is None:
+                    decision = pick_agent(job.contact, floor, rules[job.contact.issue], now)
+                else:
+                    decision = self._pick(job, rules[job.contact.issue], now)
                 if decision is not None:
-                    room.leave(job, now)
+                    self._leave(job, now)
                     self._start(job, decision, now)
                     break
             else:

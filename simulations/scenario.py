@@ -24,8 +24,11 @@ has complete files)::
     rules:                            # optional; an issue without one needs skill <issue>
       - {issue: billing, skills: {billing: 2}, service_level: 0.8, targets: {voice: 20s},
          agent_groups: [blended],                             # optional: these groups only
-         steps: [{after: 30s, skills: {billing: 1}},          # steps lower skills and/or
-                 {after: 2m, add_agent_groups: [backoffice]}],#   widen to more groups
+         steps: [{after: 0s, service_level_below: 0.8,        # steps lower skills and/or
+                  skills: {billing: 1}},                      #   widen to more groups, on
+                 {after: 30s, skills: {billing: 1}},          #   waiting time, and queue
+                 {after: 2m, add_agent_groups: [backoffice]}],#   state: expected_wait_over,
+                                                              #   eligible_agents_at_most
          bot_first: true,                                     # a bot takes it first, then:
          bot: {containment: 0.4,                              #   share the bot resolves
                handle: {dist: lognormal, mean: 2m, sd: 1m}}}  #   time with the bot
@@ -44,6 +47,14 @@ Agent groups: an agent's ``group`` is its agent group, as in the live service. A
 ``add_agent_groups`` widens it once the contact has waited ``after`` (such a step needs no
 ``skills``), e.g. to an overflow team. Every group named must have people in it (a typo
 would route nothing), and a step may only lower requirements or add groups.
+
+Queue-state steps: besides ``after``, a step may name ``expected_wait_over`` (a duration),
+``service_level_below`` (0..1) and ``eligible_agents_at_most`` (a count), as the live rules
+file does; it then applies only while each condition holds, measured as the live service
+measures it (``simulations.queue_state``, ``router.signals``). Steps are checked in order
+with every step applied, so whichever queue conditions hold, a step only lowers. Coverage
+counts them where they could hold when nobody can take the stream otherwise (no eligible
+agent, service level down; not the expected wait, unknown then).
 
 Bots are declared like agents, with ``kind: bot``: no capacity limit (capacity > 0 only
 says which channels the bot serves), skills and shifts as for people, never staff. A contact
@@ -74,11 +85,13 @@ from router.domain import (
     AgentId,
     AgentKind,
     Channel,
+    QueueSignals,
 )
 from router.errors import InvalidArgument
 from router.rules import (
     LANGUAGE_SKILL_PREFIX,
     RelaxationStep,
+    Requirements,
     Rule,
     RuleBook,
     Weights,
@@ -274,14 +287,35 @@ def _groups(field: Field, named: list[Field]) -> frozenset[str]:
     return frozenset(groups)
 
 
+_STEP_FIELDS = {
+    "after",
+    "skills",
+    "add_agent_groups",
+    "expected_wait_over",
+    "service_level_below",
+    "eligible_agents_at_most",
+}
+
+
 def _step(field: Field, named: list[Field]) -> RelaxationStep:
-    spec = field.mapping({"after", "skills", "add_agent_groups"}, {"after"})
+    """A step as the live rules file writes it (``router.admin_specs``): `after`, what it
+    changes, and the queue conditions it may also wait for (checked by the core)."""
+    spec = field.mapping(_STEP_FIELDS, {"after"})
     return RelaxationStep(
         after_s=spec["after"].duration(),
         min_proficiency=_levels(spec["skills"], True) if "skills" in spec else {},
         add_groups=_groups(spec["add_agent_groups"], named)
         if "add_agent_groups" in spec
         else frozenset(),
+        expected_wait_over_s=spec["expected_wait_over"].duration()
+        if "expected_wait_over" in spec
+        else None,
+        service_level_below=spec["service_level_below"].number(0.0, 1.0)
+        if "service_level_below" in spec
+        else None,
+        eligible_at_most=spec["eligible_agents_at_most"].integer(0, 100_000)
+        if "eligible_agents_at_most" in spec
+        else None,
     )
 
 
@@ -361,7 +395,12 @@ def _bot_model(rule: Rule, spec: dict[str, Field]) -> BotModel | None:
 def _check_relaxes(rule: Rule, spec: dict[str, Field]) -> None:
     """Steps may only lower or drop requirements: the engine relies on a longer wait never
     making an agent ineligible (the core's rule check does not enforce it yet). Adding
-    agent groups only widens, so a step may always do that."""
+    agent groups only widens, so a step may always do that.
+
+    Checked along every step in order, queue-state steps included: then any set of steps
+    in force (the time-only ones, plus whichever queue conditions hold at the moment)
+    requires no more than a subset of it, so a queue-state step that holds only ever
+    widens, and one that stops holding only narrows back to the time-only requirements."""
     required = dict(rule.skills)
     for i, step in enumerate(rule.steps):
         for skill, level in step.min_proficiency.items():
@@ -521,20 +560,42 @@ def _check_groups(plan: Plan, ruled: list[_Ruled]) -> None:
                 )
 
 
+#: Queue signals under which every queue-state step could hold, but for the expected wait:
+#: when nobody can take a stream under its waiting-time steps, the live measure finds no
+#: eligible slot and the expected wait is unknown (``router.estimate``), so a step waiting
+#: for it never applies.
+_NOBODY_SERVES = QueueSignals(expected_wait_s=None, service_level=0.0, eligible_agents=0)
+
+
 def _check_coverage(plan: Plan, top: dict[str, Field]) -> None:
-    """Every stream must be servable by some agent group, or the scenario is a mistake."""
+    """Every stream must be servable by some agent group, or the scenario is a mistake:
+    with every waiting-time step applied, or failing that, with the queue-state steps
+    that could then hold (no eligible agent, service level down; see `_NOBODY_SERVES`) --
+    e.g. ``{after: 0, eligible_agents_at_most: 0, skills: {billing: 1}}`` as the fallback
+    for a level nobody on the floor holds."""
     for k, stream in enumerate(plan.streams):
         rule = plan.rule(stream.issue)
-        required = rule.required_at(math.inf)  # skills and groups, with every step applied
-        if stream.language and rule.require_language:
-            required.setdefault(LANGUAGE_SKILL_PREFIX + stream.language, MIN_PROFICIENCY)
-        if not any(
-            a.capacity.get(stream.channel, 0) > 0 and has_skills(a.agent(), required)
-            for a in plan.agents
+        required = rule.required_at(math.inf)  # skills and groups, every time step applied
+        if not _servable(plan, rule, stream, required) and not _servable(
+            plan, rule, stream, rule.required_at(math.inf, _NOBODY_SERVES)
         ):
             field = top["streams"].sequence()[k]
             groups = f", in group {' or '.join(sorted(required.groups))}" if required.groups else ""
+            waits = any(step.expected_wait_over_s is not None for step in rule.steps)
+            hint = "; a step on expected_wait_over never applies then: nobody to wait for"
             raise field.error(
                 f"no agent group can take {stream.issue!r} on {stream.channel} "
-                f"(needs {dict(required)}{groups} and {stream.channel} capacity)"
+                f"(needs {dict(required)}{groups} and {stream.channel} capacity"
+                f"{hint if waits else ''})"
             )
+
+
+def _servable(plan: Plan, rule: Rule, stream: Stream, required: Requirements) -> bool:
+    """Does some person with capacity on the stream's channel meet `required`? Adds the
+    stream's language to `required` when the rule asks for it."""
+    if stream.language and rule.require_language:
+        required.setdefault(LANGUAGE_SKILL_PREFIX + stream.language, MIN_PROFICIENCY)
+    return any(
+        a.capacity.get(stream.channel, 0) > 0 and has_skills(a.agent(), required)
+        for a in plan.agents
+    )

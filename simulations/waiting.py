@@ -10,9 +10,10 @@ escalates comes back with its original arrival, so it is placed by arrival, not 
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from router.domain import AgentId, Channel, Contact
 from router.rules import Rule
@@ -35,6 +36,7 @@ class Job:
         "index",
         "journey_step",
         "patience_s",
+        "since",
         "waiting",
     )
 
@@ -58,6 +60,9 @@ class Job:
         self.contained = False
         #: When its current wait ends in abandonment (an earlier wait's event is stale).
         self.abandon_at = math.inf
+        #: When it joined the people's queue: its arrival, or a bot's escalation (the live
+        #: service level's start, ``since_ms``; read for queue signals only).
+        self.since = contact.arrived_at
 
 
 GroupKey = tuple[Channel, str, int, str]
@@ -115,6 +120,30 @@ class WaitingRoom:
                 group.popleft()
             if group:
                 yield group[0]
+
+    def classes(
+        self, channel: Channel, cuts: Mapping[str, tuple[float, ...]], now: float
+    ) -> Iterator[Job]:
+        """`heads`, and in a group whose issue has `cuts` (its steps' waiting times,
+        descending), the oldest waiting contact that has waited less than each cut at
+        `now`: contacts in between wait under the same steps, so they stand or fall with
+        the one yielded (rules with queue-state steps, where the oldest is not always the
+        most relaxed: its signals may differ)."""
+        for group in self._by_channel[channel]:
+            while group and not group[0].waiting:
+                group.popleft()
+            if not group:
+                continue
+            last = group[0]
+            yield last
+            for cut in cuts.get(last.contact.issue, ()):
+                # waited < cut, computed as the core does (now - arrived_at), negated
+                i = bisect.bisect_right(group, -cut, key=lambda j: j.contact.arrived_at - now)
+                while i < len(group) and not group[i].waiting:
+                    i += 1
+                if i < len(group) and group[i] is not last:
+                    last = group[i]
+                    yield last
 
     def all_waiting(self) -> list[Job]:
         """Contacts still waiting, in arrival order per group."""
