@@ -379,7 +379,7 @@ def pick_bot(contact: Contact, floor: Floor, rule: Rule, now: float) -> Decision
         considered=len(holding),
         eligible=len(pool),
         runner_up=runner,
-        step=rule.step_at(contact.waited_s(now)),
+        step=rule.step_at(contact.waited_s(now), contact.signals),
         required=required,
     )
 
@@ -424,7 +424,7 @@ def _pick(
             if second is not None
             else None
         ),
-        step=rule.step_at(contact.waited_s(now)),
+        step=rule.step_at(contact.waited_s(now), contact.signals),
         required=required,
     )
 

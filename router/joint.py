@@ -507,7 +507,7 @@ def _decision(
         considered=group.holders,
         eligible=group.eligible,
         runner_up=runner_up,
-        step=rule.step_at(contact.waited_s(now)),
+        step=rule.step_at(contact.waited_s(now), contact.signals),
         required=required,
     )
 

@@ -29,7 +29,7 @@ Queue-state steps (``RelaxationStep.expected_wait_over_s``, ``service_level_belo
 level drops or the expected wait grows, at any event. For the issues whose rules have one
 (and only for them: other plans run exactly as before), the engine keeps the live service's
 counts (``simulations.queue_state``), hands every decision about their contacts the signals
-``router.signals.measure`` gives -- what the live pass attaches (``SignalSource``), measured
+``router.queue_signals.measure`` gives -- what the live pass attaches (``SignalSource``), measured
 at the decision rather than every 2 s -- and after each event sweeps their waiting contacts
 on channels with a free slot, in queue order, until none fits. Within a waiting group such a
 contact's signals depend on the steps its wait has reached (the eligible count does), so the
@@ -113,7 +113,7 @@ class Engine:
         self._qs: QueueState | None = None
         self._cuts: dict[str, tuple[float, ...]] = {}
         if any(s.on_queue_state for rule in self._rules.values() for s in rule.steps):
-            # imported only here: it imports router.signals, whose module reads Redis
+            # imported only for such plans: the others never pay for it
             from simulations.queue_state import QueueState
 
             self._qs = QueueState(self._rules)

@@ -1,6 +1,6 @@
 """Queue signals in a simulated run, for rules whose steps trigger on queue state.
 
-The live service measures them with ``router.signals.measure`` from the tenant's queue
+The live service measures them with ``router.queue_signals.measure`` from the tenant's queue
 views (waiting contacts per issue and channel) and today's counters (``accept_offer.lua``,
 ``abandon.lua``, ``complete.lua``). `QueueState` keeps the same counts for the run and
 hands them to that very function, so the definitions are the live ones:
@@ -25,8 +25,8 @@ from dataclasses import replace
 
 from router.assign import Floor
 from router.domain import Channel, Contact, QueueSignals
+from router.queue_signals import measure, needs_signals
 from router.rules import Rule
-from router.signals import measure, needs_signals
 
 DAY_S = 86_400.0
 

@@ -51,7 +51,7 @@ would route nothing), and a step may only lower requirements or add groups.
 Queue-state steps: besides ``after``, a step may name ``expected_wait_over`` (a duration),
 ``service_level_below`` (0..1) and ``eligible_agents_at_most`` (a count), as the live rules
 file does; it then applies only while each condition holds, measured as the live service
-measures it (``simulations.queue_state``, ``router.signals``). Steps are checked in order
+measures it (``simulations.queue_state``, ``router.queue_signals``). Steps are checked in order
 with every step applied, so whichever queue conditions hold, a step only lowers. Coverage
 counts them where they could hold when nobody can take the stream otherwise (no eligible
 agent, service level down; not the expected wait, unknown then).

@@ -23,8 +23,8 @@ from router.errors import InvalidArgument
 from router.explain import explanation, render
 from router.history import CHANNEL_SWITCH, UNRESOLVED, history_facts, repeat_counters, shaped
 from router.policy import JointMode, decide
+from router.queue_signals import measure
 from router.rules import RelaxationStep, Rule, RuleBook, Weights, validate_rule
-from router.signals import measure
 
 NOW = 100_000.0
 VOICE, CHAT = Channel.VOICE, Channel.CHAT
@@ -416,3 +416,26 @@ def test_each_selection_weight_decides_when_it_is_the_only_one(
     }
     assert flipped, f"no other weight favours the other agent over {winner}"
     assert _pick(Weights(**{**ONLY, **flipped}), *agents, last=last) != winner
+
+
+def test_a_decision_names_the_queue_state_step_in_force() -> None:
+    """The decision (and so its explanation and the log) says which step decided, a step on
+    queue state included: the step comes from the contact's signals as well as its wait."""
+    rule = validate_rule(
+        Rule(
+            "billing",
+            {"billing": 4},
+            steps=(
+                RelaxationStep(30, {"billing": 3}),
+                RelaxationStep(30, {"billing": 1}, eligible_at_most=0),
+            ),
+        )
+    )
+    floor = Floor([agent("junior", {"billing": 1})])
+    calm = pick_agent(contact("c1", waited_s=60), floor, rule, NOW)
+    assert calm is None  # billing >= 3 after 60 s: nobody
+    starved = contact("c1", waited_s=60, signals=QueueSignals(eligible_agents=0))
+    decision = pick_agent(starved, floor, rule, NOW)
+    assert decision is not None and decision.agent.id == "junior"
+    assert decision.step == 1 and decision.relaxed
+    assert explanation(decision, rule, floor, NOW)["steps"] == [0, 1]

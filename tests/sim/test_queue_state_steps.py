@@ -1,6 +1,6 @@
 """Relaxation steps on queue state in the simulator: a step that waits for the expected wait,
 the service level so far or the number of eligible agents applies only while its condition
-holds, measured as the live service measures it (``router.signals.measure``), and decided by
+holds, measured as the live service measures it (``router.queue_signals.measure``), and decided by
 the core (``Rule.requirements`` with ``Contact.signals``)."""
 
 from __future__ import annotations
