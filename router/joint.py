@@ -98,6 +98,9 @@ class _Pool:
     free: dict[Channel, Ints]
     #: The normalised idle component per idle horizon (seconds), computed once per pass.
     idle_by_horizon: dict[float, Floats] = field(default_factory=dict)
+    #: Eligibility conditions shared by a class's groups: a free slot on a channel (by
+    #: channel), a skill at a level (by (skill number, level)); cleared when slots change.
+    conditions: dict[object, Bools] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -282,28 +285,35 @@ def _build_groups(
 
 def _new_group(pool: _Pool, channel: Channel, req: Mapping[str, int], w: Weights) -> _Group:
     """Eligibility and base score (no affinity) over the pool, as `router.scoring` does."""
-    mask = pool.free[channel] > 0
-    holders = np.ones(len(pool.agents), np.bool_)
-    proficiency = np.zeros(len(pool.agents), np.int64)
+    n = len(pool.agents)
+    conditions = pool.conditions
+    is_open = conditions.get(channel)
+    if is_open is None:
+        is_open = conditions[channel] = pool.free[channel] > 0
+    mask = is_open.copy()
+    holders = np.ones(n, np.bool_)
+    proficiency = np.zeros(n, np.int64)
     for skill, level in req.items():
         k = pool.skills[skill]
-        mask &= pool.levels[k] >= level
+        at_least = conditions.get((k, level))
+        if at_least is None:
+            at_least = conditions[(k, level)] = pool.levels[k] >= level
+        mask &= at_least
         holders &= pool.held[k]
         proficiency += pool.capped[k]
     groups = groups_of(req)
     if groups is not None:
-        member = np.fromiter(
-            (not a.groups.isdisjoint(groups) for a in pool.agents), np.bool_, len(pool.agents)
-        )
+        member = np.fromiter((not a.groups.isdisjoint(groups) for a in pool.agents), np.bool_, n)
         mask &= member
         holders &= member
-    prof = proficiency / (MAX_PROFICIENCY * len(req)) if req else np.zeros(len(pool.agents))
+    prof = proficiency / (MAX_PROFICIENCY * len(req)) if req else np.zeros(n)
     idle = pool.idle_by_horizon.get(w.idle_horizon_s)
     if idle is None:
         idle = np.minimum(1.0, np.maximum(0.0, pool.idle) / w.idle_horizon_s)
         pool.idle_by_horizon[w.idle_horizon_s] = idle
     base = w.proficiency * prof + w.idle * idle + w.occupancy * pool.occupancy
-    return _Group(channel, req, w, mask, base, int(holders.sum()), int(mask.sum()), prof, idle)
+    eligible, held = int(np.count_nonzero(mask)), int(np.count_nonzero(holders))
+    return _Group(channel, req, w, mask, base, held, eligible, prof, idle)
 
 
 def _extend(group: _Group, pool: _Pool, slots: int) -> None:
@@ -410,6 +420,7 @@ def _solve_class(
             want[i] = min(bound[i], LIST_GROWTH * max(want[i], lists[i].slots))
     for i, a in match.items():
         pool.free[ranked[i].channel][a] -= 1
+    pool.conditions.clear()  # "a free slot on the channel" changed
     return {i: (a, lists[i], group_of[i]) for i, a in match.items()}
 
 
