@@ -74,24 +74,34 @@ Handler = Callable[[Call], int]
 # --- agents and skills ------------------------------------------------------------------
 
 
+def _every_page(c: Call, method: Any, request: Callable[[str], Any], field: str) -> list[Any]:
+    """Every item of a paged List method: `request(token)` builds each page's request and
+    `field` names the items in the reply."""
+    found: list[Any] = []
+    token = ""
+    while True:
+        reply = method(request(token), **c.kw())
+        found.extend(getattr(reply, field))
+        token = reply.next_page_token
+        if not token:
+            return found
+
+
 def agents_list(c: Call) -> int:
     """``agents list``: every agent (all pages), optionally by state or skill."""
     state = f"AGENT_STATE_{c.ns.state.upper()}" if c.ns.state else None
-    agents: list[pb.Agent] = []
-    token = ""
-    while True:
-        request = sup_pb.ListAgentsRequest(
+    agents: list[pb.Agent] = _every_page(
+        c,
+        c.sup.ListAgents,
+        lambda token: sup_pb.ListAgentsRequest(
             parent=c.conn.parent,
             page_size=1000,
             page_token=token,
             state=state,
             skill=c.ns.skill or "",
-        )
-        reply = c.sup.ListAgents(request, **c.kw())
-        agents.extend(reply.agents)
-        token = reply.next_page_token
-        if not token:
-            break
+        ),
+        "agents",
+    )
     data = sup_pb.ListAgentsResponse(agents=agents, total_size=len(agents))
     return c.show(data, render.agents_table(agents, f"Agents ({len(agents)})"))
 
@@ -195,17 +205,14 @@ def skills_define(c: Call) -> int:
 
 def skills_list(c: Call) -> int:
     """``skills list``: the catalogue (declared, held by agents, named by rules)."""
-    skills: list[pb.RoutingSkill] = []
-    token = ""
-    while True:
-        request = sup_pb.ListRoutingSkillsRequest(
+    skills: list[pb.RoutingSkill] = _every_page(
+        c,
+        c.sup.ListRoutingSkills,
+        lambda token: sup_pb.ListRoutingSkillsRequest(
             parent=c.conn.parent, page_size=1000, page_token=token
-        )
-        reply = c.sup.ListRoutingSkills(request, **c.kw())
-        skills.extend(reply.routing_skills)
-        token = reply.next_page_token
-        if not token:
-            break
+        ),
+        "routing_skills",
+    )
     data = sup_pb.ListRoutingSkillsResponse(routing_skills=skills)
     return c.show(data, render.skills_table(skills, f"Skills ({len(skills)})"))
 
@@ -222,17 +229,14 @@ def skills_undefine(c: Call) -> int:
 
 def rules_list(c: Call) -> int:
     """``rules list``: every routing rule."""
-    rules: list[pb.RoutingRule] = []
-    token = ""
-    while True:
-        request = sup_pb.ListRoutingRulesRequest(
+    rules: list[pb.RoutingRule] = _every_page(
+        c,
+        c.sup.ListRoutingRules,
+        lambda token: sup_pb.ListRoutingRulesRequest(
             parent=c.conn.parent, page_size=1000, page_token=token
-        )
-        reply = c.sup.ListRoutingRules(request, **c.kw())
-        rules.extend(reply.routing_rules)
-        token = reply.next_page_token
-        if not token:
-            break
+        ),
+        "routing_rules",
+    )
     data = sup_pb.ListRoutingRulesResponse(routing_rules=rules)
     return c.show(data, render.rules_table(rules))
 

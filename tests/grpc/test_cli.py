@@ -272,3 +272,21 @@ def test_example_rules_file_parses() -> None:
     rules = read_rules_file(example)
     assert [r.issue for r in rules] == ["billing", "router_broken", "cancellation", "default"]
     assert rules[1].rule.weights.idle_horizon.seconds == 600
+
+
+async def test_skills_define_list_and_undefine(cli: Cli) -> None:
+    code, out, err = await cli("skills", "define", "senior", "--description", "VIP desk")
+    assert code == 0 and "senior" in out and "VIP desk" in out, err
+    await cli("agents", "create", "ana", "--skill", "billing=4", "--capacity", "chat=2")
+    await cli("rules", "put", "vip", "--skill", "billing=2", "--step", "2m:senior=1")
+    listed = await cli.json("skills", "list")
+    by_name = {s["name"].rsplit("/", 1)[1]: s for s in listed["routingSkills"]}
+    assert by_name["senior"]["declared"] is True and by_name["senior"]["ruleCount"] == 1
+    assert by_name["billing"]["agentCount"] == 1 and "declared" not in by_name["billing"]
+    code, _, err = await cli("skills", "undefine", "senior")
+    assert code == 1 and "FAILED_PRECONDITION" in err  # the rule vip needs it
+    await cli("rules", "delete", "vip")
+    code, out, _ = await cli("skills", "undefine", "senior")
+    assert (code, out.strip()) == (0, "withdrew the declaration of skill senior")
+    code, out, _ = await cli("skills", "list")
+    assert code == 0 and "billing" in out and "senior" not in out
