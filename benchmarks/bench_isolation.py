@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -53,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import grpc
 from _common import CpuMeter, free_port, machine, percentile, redis_server_version, table
+from bench_routing import server_process, wait_serving
 
 from queues.embedded import EmbeddedRedis
 from queues.state import RedisState
@@ -123,46 +122,6 @@ async def set_limit_b(url: str, limit: Limit | None) -> None:
         await state.publish(TENANT_B, {"ev": "limits"})
     finally:
         await redis.aclose()
-
-
-@contextlib.contextmanager
-def server_process(url: str, port: int, data_dir: Path) -> Any:
-    """``omniroute serve`` in a child process; yields the Popen."""
-    cmd = [
-        sys.executable, "-c", "import sys; from router.cli import main; sys.exit(main())",
-        "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--no-dev-keys", "--log-level", "warning",
-    ]  # fmt: skip
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, env={**os.environ, "REDIS_URL": url}, stdout=log, stderr=log)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-async def wait_serving(target: str, proc: subprocess.Popen[bytes]) -> None:
-    """Until the port answers Health/Check (at most 30 s)."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + 30
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited with {proc.returncode}; see server.log")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become SERVING within 30 s")
 
 
 async def submit_one(target: str, tenant: TenantId, key: str) -> str:
@@ -349,8 +308,9 @@ async def run(plan: Plan) -> dict[str, Any]:
             keys = await populate(url)
             port = free_port()
             target = f"127.0.0.1:{port}"
-            with server_process(url, port, data) as proc:
-                await wait_serving(target, proc)
+            with server_process(url, port, data, {}) as proc:
+                async with grpc.aio.insecure_channel(target) as channel:
+                    await wait_serving(channel, proc)
                 names = {t: await submit_one(target, t, keys[t]["platform"]) for t in keys}
                 results = []
                 for _ in range(plan.rounds):
