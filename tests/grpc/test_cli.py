@@ -290,3 +290,76 @@ async def test_skills_define_list_and_undefine(cli: Cli) -> None:
     assert (code, out.strip()) == (0, "withdrew the declaration of skill senior")
     code, out, _ = await cli("skills", "list")
     assert code == 0 and "billing" in out and "senior" not in out
+
+
+GROUPS_YAML = """\
+rules:
+  billing:
+    skills: {billing: 3}
+    agent_groups: [team]
+    affinity_wait: 20s
+    repeat_contacts: {window: 2h, priority_boost: 2, min_proficiency: 3}
+    steps:
+      - after: 1m
+        add_agent_groups: [overflow]
+      - after: 1m
+        skills: {billing: 1}
+        eligible_agents_at_most: 0
+        service_level_below: 0.7
+        expected_wait_over: 3m
+"""
+
+
+async def test_rules_file_groups_affinity_repeat_and_queue_state_steps(
+    cli: Cli, tmp_path: Path
+) -> None:
+    await cli("skills", "define", "billing")
+    path = tmp_path / "rules.yaml"
+    path.write_text(GROUPS_YAML)
+    code, out, err = await cli("rules", "put", "--file", str(path))
+    assert code == 0, err
+    assert "+group overflow" in out and "eligible agents <= 0" in out
+    rule = await cli.json("rules", "show", "billing")
+    assert rule["agentGroups"] == ["team"] and rule["affinityWait"] == "20s"
+    assert rule["repeatContacts"] == {"window": "7200s", "priorityBoost": 2, "minProficiency": 3}
+    first, second = rule["relaxationSteps"]
+    assert first["addAgentGroups"] == ["overflow"] and "skills" not in first
+    assert second["eligibleAgentsAtMost"] == 0 and second["serviceLevelBelow"] == 0.7
+    assert second["expectedWaitOver"] == "180s"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("[overflow]", "[Over Flow]", ":9: rules.billing.steps[0].add_agent_groups[0]: "),
+        (
+            "priority_boost: 2",
+            "priority_boost: 12",
+            ":6: rules.billing.repeat_contacts.priority_boost: must be 0..9",
+        ),
+        (
+            "min_proficiency: 3}",
+            "level: 3}",
+            ":6: rules.billing.repeat_contacts.level: unknown field",
+        ),
+        (
+            "eligible_agents_at_most: 0",
+            "eligible_agents_at_most: few",
+            ":12: rules.billing.steps[1].eligible_agents_at_most: 'few' is not a whole number",
+        ),
+        (
+            "agent_groups: [team]",
+            "agent_groups: {team: 1}",
+            ":4: rules.billing.agent_groups: must be a single value",
+        ),
+    ],
+)
+async def test_bad_new_rules_file_fields_name_line_and_field(
+    cli: Cli, tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(GROUPS_YAML.replace(old, new))
+    code, out, err = await cli("rules", "put", "--file", str(path))
+    assert code == 2 and out == ""
+    assert f"{path}{where}" in err
+    assert await cli.json("rules", "list") == {}  # nothing was written
